@@ -1,0 +1,329 @@
+//! The member side: a raw respondent dialled to one or more survey URLs that answers
+//! every survey with the member (native) or its raw name (legacy survey).
+//!
+//! Threads: one, `gd-client`, blocking on receive and answering. On every new
+//! connection the client also announces itself unasked (a response with survey id
+//! [`wire::ANNOUNCE_ID`]), so the server sees it join without waiting for a survey.
+//!
+//! The raw respondent is used on purpose: NNG 1.4's cooked respondent can crash when
+//! the surveyor disconnects while a survey is queued (nanomsg/nng#1959).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nng::options::{Options, SendTimeout};
+use nng::{PipeEvent, Protocol};
+
+use crate::error::{Error, Result};
+use crate::member::{random_u64, Limits, Member, Metadata};
+use crate::net;
+use crate::subscriber::{Subscriber, SubscriberBuilder};
+use crate::wire::{self, Message};
+
+/// Settings of a [`Client`]; start it with [`ClientBuilder::start`].
+pub struct ClientBuilder {
+    name: String,
+    metadata: Metadata,
+    surveys: Vec<String>,
+    limits: Limits,
+    reconnect_max: Duration,
+    watch: Option<SubscriberBuilder>,
+}
+
+impl ClientBuilder {
+    /// Adds a survey URL to answer (repeatable; default `tcp://127.0.0.1:40007`).
+    pub fn survey(mut self, url: impl Into<String>) -> Self {
+        self.surveys.push(url.into());
+        self
+    }
+    /// Sets one metadata entry.
+    pub fn meta(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+    /// Replaces the metadata.
+    pub fn metadata(mut self, md: Metadata) -> Self {
+        self.metadata = md;
+        self
+    }
+    /// Size limits (names and metadata are checked against them at start).
+    pub fn limits(mut self, l: Limits) -> Self {
+        self.limits = l;
+        self
+    }
+    /// Longest wait between reconnection attempts while a server is down (default 1 s).
+    pub fn reconnect_max(mut self, d: Duration) -> Self {
+        self.reconnect_max = d;
+        self
+    }
+    /// Also watch the member set (the original's `ClientWithSub`): the client owns a
+    /// [`Subscriber`] built from `sub`, reachable through [`Client::subscriber`].
+    pub fn watch(mut self, sub: SubscriberBuilder) -> Self {
+        self.watch = Some(sub);
+        self
+    }
+    /// Dials every survey URL (without waiting: the dialers retry while a server is
+    /// down) and starts answering.
+    pub fn start(self) -> Result<Client> {
+        Client::start(self)
+    }
+}
+
+struct Shared {
+    /// Native and legacy answer bodies, re-encoded on every metadata change.
+    answers: Mutex<(Member, Vec<u8>, Vec<u8>)>,
+    /// Live connections (numeric pipe ids), for re-announcing after a change.
+    pipes: Mutex<HashSet<u32>>,
+    /// The socket, for the announce in the connection callback. Taken at close to
+    /// break the socket → callback → socket cycle.
+    socket: Mutex<Option<nng::Socket>>,
+    limits: Limits,
+}
+
+impl Shared {
+    fn announce(&self, socket: &nng::Socket, pipe: u32) {
+        let body = self
+            .answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone();
+        let mut msg = nng::Message::new();
+        msg.as_mut_header().push_back(&pipe.to_be_bytes());
+        msg.as_mut_header()
+            .push_back(&wire::ANNOUNCE_ID.to_be_bytes());
+        msg.push_back(&body);
+        // Never blocks: the raw respondent queues it or drops it (the next survey
+        // is answered anyway).
+        if let Err((_, e)) = socket.try_send(msg) {
+            log::debug!("announce on connection {pipe} not sent: {e}");
+        }
+    }
+}
+
+/// A running member. Dropping it (or [`Client::close`]) closes its connections,
+/// which the server sees at once (reason `closed`).
+pub struct Client {
+    shared: Arc<Shared>,
+    socket: nng::Socket,
+    thread: Option<JoinHandle<()>>,
+    subscriber: Option<Subscriber>,
+}
+
+impl Client {
+    /// A client for service `name` (e.g. `http://10.0.0.1:8080`).
+    pub fn builder(name: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            name: name.into(),
+            metadata: Metadata::new(),
+            surveys: Vec::new(),
+            limits: Limits::default(),
+            reconnect_max: Duration::from_secs(1),
+            watch: None,
+        }
+    }
+
+    fn start(cfg: ClientBuilder) -> Result<Client> {
+        cfg.limits.validate()?;
+        let member = Member {
+            name: cfg.name,
+            metadata: cfg.metadata,
+            incarnation: random_u64(),
+        };
+        cfg.limits.check_member(&member)?;
+        if cfg.reconnect_max.is_zero() {
+            return Err(Error::option("reconnect_max", "must be greater than zero"));
+        }
+        let mut surveys = cfg.surveys;
+        if surveys.is_empty() {
+            surveys.push(net::DEFAULT_SURVEY_URL.into());
+        }
+        let socket = net::open(Protocol::Respondent0, true)?;
+        net::set_recv_max(&socket, 64 * 1024)?;
+        net::set_reconnect(&socket, cfg.reconnect_max)?;
+        socket
+            .set_opt::<SendTimeout>(Some(Duration::from_secs(1)))
+            .map_err(|e| Error::nng("setting the send timeout", e))?;
+        let native = wire::encode_answer(&member);
+        let legacy = member.name.as_bytes().to_vec();
+        let shared = Arc::new(Shared {
+            answers: Mutex::new((member, native, legacy)),
+            pipes: Mutex::new(HashSet::new()),
+            socket: Mutex::new(Some(socket.clone())),
+            limits: cfg.limits,
+        });
+        let cb = shared.clone();
+        socket
+            .pipe_notify(move |pipe, ev| {
+                let id = net::pipe_id(pipe);
+                match ev {
+                    PipeEvent::AddPost => {
+                        cb.pipes
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id);
+                        let sock = cb.socket.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        if let Some(s) = sock {
+                            cb.announce(&s, id);
+                        }
+                    }
+                    PipeEvent::RemovePost => {
+                        cb.pipes
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&id);
+                    }
+                    _ => {}
+                }
+            })
+            .map_err(|e| Error::nng("registering connection events", e))?;
+        let fail = |e: Error| {
+            shared
+                .socket
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            socket.close();
+            let _ = socket.pipe_notify(|_, _| {});
+            e
+        };
+        for url in &surveys {
+            net::dial(&socket, url).map_err(fail)?;
+        }
+        let subscriber = match cfg.watch {
+            Some(b) => Some(b.start().map_err(fail)?),
+            None => None,
+        };
+        let (s, sock) = (shared.clone(), socket.clone());
+        let thread = std::thread::Builder::new()
+            .name("gd-client".into())
+            .spawn(move || answer_loop(sock, s))
+            .map_err(|e| fail(Error::Io(e)))?;
+        Ok(Client {
+            shared,
+            socket,
+            thread: Some(thread),
+            subscriber,
+        })
+    }
+
+    /// The member as announced (name, metadata, incarnation).
+    pub fn member(&self) -> Member {
+        self.shared
+            .answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Replaces the metadata. The server publishes `updated` at once: the client
+    /// re-announces itself on every connection.
+    pub fn set_metadata(&self, md: Metadata) -> Result<()> {
+        let mut member = self.member();
+        member.metadata = md;
+        self.shared.limits.check_member(&member)?;
+        {
+            let mut a = self
+                .shared
+                .answers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            a.1 = wire::encode_answer(&member);
+            a.0 = member;
+        }
+        let pipes: Vec<u32> = self
+            .shared
+            .pipes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        for p in pipes {
+            self.shared.announce(&self.socket, p);
+        }
+        Ok(())
+    }
+
+    /// The embedded subscriber, when built with [`ClientBuilder::watch`].
+    pub fn subscriber(&self) -> Option<&Subscriber> {
+        self.subscriber.as_ref()
+    }
+
+    /// Number of live connections to servers.
+    pub fn connections(&self) -> usize {
+        self.shared
+            .pipes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Closes the connections and stops answering. Idempotent.
+    pub fn close(&mut self) {
+        if let Some(sub) = self.subscriber.as_mut() {
+            sub.close();
+        }
+        self.shared
+            .socket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.socket.close();
+        if let Some(t) = self.thread.take() {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+        let _ = self.socket.pipe_notify(|_, _| {});
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn answer_loop(socket: nng::Socket, shared: Arc<Shared>) {
+    loop {
+        let mut msg = match socket.recv() {
+            Ok(m) => m,
+            Err(nng::Error::Closed) => return,
+            Err(e) => {
+                log::warn!("survey receive failed: {e}");
+                continue;
+            }
+        };
+        let answer = {
+            let a = shared.answers.lock().unwrap_or_else(|e| e.into_inner());
+            let body = msg.as_slice();
+            if body.is_empty() {
+                // The original Go server's survey: answer with the raw name.
+                Some(a.2.clone())
+            } else {
+                match wire::decode(body, &shared.limits) {
+                    Ok(Message::Survey { .. }) => Some(a.1.clone()),
+                    Ok(_) => None,
+                    Err(e) => {
+                        log::debug!("ignored a survey of {} bytes: {e}", body.len());
+                        None
+                    }
+                }
+            }
+        };
+        let Some(answer) = answer else { continue };
+        // Keep the header (pipe id + survey id backtrace); replace the body.
+        msg.clear();
+        msg.push_back(&answer);
+        if let Err((_, e)) = socket.send(msg) {
+            if e == nng::Error::Closed {
+                return;
+            }
+            log::debug!("answer not sent: {e}");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Service discovery as a small embeddable library, on NNG's scalability protocols.
+//!
+//! ```
+//! use std::sync::mpsc;
+//! use std::time::Duration;
+//! use gopherdiscovery::{Client, Server, Subscriber};
+//!
+//! # fn main() -> Result<(), gopherdiscovery::Error> {
+//! let dir = std::env::temp_dir().join(format!("gd-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let url = |name: &str| format!("ipc://{}/{name}", dir.display());
+//!
+//! let _server = Server::builder()
+//!     .survey(url("survey")).publish(url("publish")).snapshot(url("snapshot"))
+//!     .start()?;
+//! let _member = Client::builder("http://10.0.0.1:8080")
+//!     .survey(url("survey"))
+//!     .meta("zone", "a")
+//!     .start()?;
+//!
+//! let (tx, rx) = mpsc::channel();
+//! let _watcher = Subscriber::builder()
+//!     .publish(url("publish")).snapshot(Some(url("snapshot")))
+//!     .on_update(move |u| { let _ = tx.send(u.peers.clone()); })
+//!     .start()?;
+//! // The first update is the snapshot; wait until the member is in it.
+//! let peers = rx.iter().find(|p| !p.is_empty()).unwrap();
+//! assert_eq!(peers, vec!["http://10.0.0.1:8080"]);
+//! # Ok(()) }
+//! ```
+//!
+//! # How it works
+//!
+//! ```text
+//!  Client (raw respondent) --answers--> [survey ] SERVER [publish ] --deltas, heartbeats--> Subscriber
+//!                          <--surveys--            table [snapshot] <--request / reply-->   (sub + req)
+//! ```
+//!
+//! - The [`Server`] surveys every `interval` (default 1 s) and waits `deadline`
+//!   (500 ms) for answers; a member missing `evict_after` (3) surveys in a row leaves
+//!   with reason `timeout`. A closed connection removes its member at once (reason
+//!   `closed`). Each change is published as a numbered delta `(epoch, seq)`; a
+//!   heartbeat every interval carries the position, member count and set digest.
+//! - A [`Client`] answers surveys with its name, metadata and incarnation, and
+//!   announces itself on every new connection, so a joiner is seen in milliseconds.
+//! - A [`Subscriber`] subscribes, fetches a snapshot, applies the deltas after it,
+//!   and resyncs on a gap, a new epoch or a digest mismatch.
+//! - Legacy: raw-string answers (the original Go client) are members without
+//!   metadata; an optional legacy publish URL carries the `|`-joined full list.
+//!
+//! Pure parts have no sockets and are unit-tested alone: [`wire`] (the codec, see
+//! `docs/PROTOCOL.md`), [`membership`] (the server's table) and [`replica`] (the
+//! subscriber's copy).
+//!
+//! # Limitations
+//!
+//! One server per mesh for now (several servers and merging subscribers come later);
+//! no authentication yet. Names are unique in a mesh: two processes announcing the
+//! same name are seen as one member restarting back and forth.
+
+#![deny(missing_docs)]
+
+mod client;
+mod error;
+pub mod ffi;
+mod member;
+pub mod membership;
+mod net;
+pub mod replica;
+mod server;
+mod subscriber;
+pub mod wire;
+
+pub use client::{Client, ClientBuilder};
+pub use error::{Error, ErrorCode, Result};
+pub use member::{
+    digest, member_hash, random_u64, Event, EventKind, Limits, Member, Metadata, Reason,
+};
+pub use net::{raise_fd_limit, DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL, DEFAULT_SURVEY_URL};
+pub use server::{Server, ServerBuilder, ServerStats, ServerUrls};
+pub use subscriber::{fetch_snapshot, State, Subscriber, SubscriberBuilder, Update};
+
+/// This library's version, e.g. `0.1.0`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

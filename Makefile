@@ -1,0 +1,56 @@
+# gopherdiscovery — every entry point. `make demo` and `make test` are the two
+# commands of the README; both work on a fresh Debian machine with Rust, a C
+# compiler and Python 3: what else they need (cmake, Python tools) goes into the
+# ignored folders .venv/ and target/.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+# A cmake installed by scripts/venv.sh is found after any system one.
+export PATH := $(PATH):$(CURDIR)/.venv/bin
+PREFIX ?= /usr/local
+
+.PHONY: all build venv test test-rust test-c test-python demo bench bench-quick install header clean
+
+all: build
+
+venv:
+	@bash scripts/venv.sh
+
+build: venv
+	cargo build --release --locked
+
+## Every test: Rust unit + integration, C/C++, Python, and a quick benchmark run.
+test: venv
+	cargo test --locked
+	bash tests/c/run.sh
+	bash python/run-tests.sh
+	bash benches/run.sh quick
+
+test-rust: venv
+	cargo test --locked
+
+test-c: venv
+	bash tests/c/run.sh
+
+test-python: venv
+	bash python/run-tests.sh
+
+## A server, three members and a watcher on loopback: joins, a killed member leaves.
+demo: build
+	bash examples/demo.sh
+
+bench: build
+	bash benches/run.sh full
+
+bench-quick: build
+	bash benches/run.sh quick
+
+## Regenerates include/gopherdiscovery.h with cbindgen.
+header: venv
+	bash scripts/header.sh
+
+install: build
+	bash scripts/install.sh "$(PREFIX)"
+
+clean:
+	cargo clean
+	rm -rf .venv build python/target

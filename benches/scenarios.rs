@@ -1,0 +1,2 @@
+//! Scenario benchmarks; filled in by the benchmarks work (`make bench`).
+fn main() {}

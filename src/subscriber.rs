@@ -75,6 +75,7 @@ pub struct SubscriberBuilder {
     limits: Limits,
     snapshot_timeout: Duration,
     stale_after: u32,
+    recv_buffer: i32,
     handler: Option<Handler>,
 }
 
@@ -103,6 +104,12 @@ impl SubscriberBuilder {
     /// Missed heartbeats before the state turns `stale` (default 3).
     pub fn stale_after(mut self, n: u32) -> Self {
         self.stale_after = n;
+        self
+    }
+    /// Publications NNG queues for this subscriber before dropping the oldest
+    /// (1 to 8192, default 8192). A lost publication is repaired by a resync.
+    pub fn recv_buffer(mut self, n: i32) -> Self {
+        self.recv_buffer = n;
         self
     }
     /// Called on the subscriber thread with every change: the first view, each
@@ -149,6 +156,7 @@ impl Subscriber {
             limits: Limits::default(),
             snapshot_timeout: Duration::from_secs(2),
             stale_after: 3,
+            recv_buffer: 8192,
             handler: None,
         }
     }
@@ -164,8 +172,11 @@ impl Subscriber {
         if cfg.stale_after == 0 {
             return Err(Error::option("stale_after", "must be at least 1"));
         }
+        if !(1..=8192).contains(&cfg.recv_buffer) {
+            return Err(Error::option("recv_buffer", "must be between 1 and 8192 messages"));
+        }
         let sub = net::open(Protocol::Sub0, false)?;
-        net::set_buffers(&sub, Some(8192), None)?;
+        net::set_buffers(&sub, Some(cfg.recv_buffer), None)?;
         net::set_recv_max(&sub, cfg.limits.max_message)?;
         net::set_reconnect(&sub, Duration::from_secs(1))?;
         net::set_recv_timeout(&sub, Some(Duration::from_millis(100)))?;

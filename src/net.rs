@@ -41,14 +41,23 @@ pub(crate) fn listen(socket: &nng::Socket, url: &str) -> Result<String> {
 }
 
 fn bound_url(url: &str, l: &nng::Listener) -> String {
-    use nng::options::LocalAddr;
-    if !url.starts_with("tcp") || !url.ends_with(":0") {
+    let Some(host) = url.strip_suffix(":0").filter(|_| url.starts_with("tcp")) else {
         return url.to_owned();
-    }
-    match l.get_opt::<LocalAddr>() {
-        Ok(nng::SocketAddr::Inet(a)) => format!("tcp://{}:{}", a.ip(), a.port()),
-        Ok(nng::SocketAddr::Inet6(a)) => format!("tcp://[{}]:{}", a.ip(), a.port()),
-        _ => url.to_owned(),
+    };
+    // Asked directly: nng 1.0.1's LocalAddr reports the port byte-swapped.
+    let mut port: std::os::raw::c_int = 0;
+    // SAFETY: a live listener handle, a NUL-terminated option name, a valid out-pointer.
+    let rv = unsafe {
+        nng_sys::nng_listener_get_int(
+            l.nng_listener(),
+            nng_sys::NNG_OPT_TCP_BOUND_PORT.as_ptr() as *const _,
+            &mut port,
+        )
+    };
+    if rv == 0 && port > 0 {
+        format!("{host}:{port}")
+    } else {
+        url.to_owned()
     }
 }
 

@@ -186,7 +186,8 @@ impl ServerBuilder {
         let mut urls = vec![&self.survey, &self.publish, &self.snapshot];
         urls.extend(self.legacy_publish.as_ref());
         for (i, a) in urls.iter().enumerate() {
-            if urls[..i].contains(a) {
+            // Port 0 asks the kernel for a fresh port each time: not a clash.
+            if !a.ends_with(":0") && urls[..i].contains(a) {
                 return Err(Error::option(
                     "url",
                     format!("{a} is given for two sockets"),

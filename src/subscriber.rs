@@ -173,7 +173,10 @@ impl Subscriber {
             return Err(Error::option("stale_after", "must be at least 1"));
         }
         if !(1..=8192).contains(&cfg.recv_buffer) {
-            return Err(Error::option("recv_buffer", "must be between 1 and 8192 messages"));
+            return Err(Error::option(
+                "recv_buffer",
+                "must be between 1 and 8192 messages",
+            ));
         }
         let sub = net::open(Protocol::Sub0, false)?;
         net::set_buffers(&sub, Some(cfg.recv_buffer), None)?;

@@ -1,0 +1,158 @@
+//! Interop with the original Go gopherdiscovery's wire behaviour (docs/PROTOCOL.md,
+//! "Legacy interop"), played by plain NNG sockets speaking exactly what LEGACY.md
+//! observed: raw-string answers, empty-body surveys, `|`-joined full lists.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use gopherdiscovery::{Client, Server, Subscriber};
+use nng::options::{Options, RecvTimeout};
+
+#[test]
+fn a_raw_string_answer_joins_and_the_legacy_url_carries_the_sorted_list() {
+    let dir = Scratch::new("legacy-pub");
+    let server = Server::builder()
+        .survey(dir.url("survey"))
+        .publish(dir.url("publish"))
+        .snapshot(dir.url("snapshot"))
+        .legacy_publish(Some(dir.url("legacy")))
+        .interval(Duration::from_millis(200))
+        .deadline(Duration::from_millis(100))
+        .start()
+        .unwrap();
+    let legacy_sub = nng::Socket::new(nng::Protocol::Sub0).unwrap();
+    legacy_sub
+        .set_opt::<nng::options::protocol::pubsub::Subscribe>(vec![])
+        .unwrap();
+    legacy_sub
+        .set_opt::<RecvTimeout>(Some(Duration::from_millis(100)))
+        .unwrap();
+    legacy_sub.dial(&dir.url("legacy")).unwrap();
+
+    let _a = Client::builder("a")
+        .survey(dir.url("survey"))
+        .start()
+        .unwrap();
+    let _b = Client::builder("b")
+        .survey(dir.url("survey"))
+        .start()
+        .unwrap();
+    // The original client: a cooked respondent answering every survey with its raw string.
+    let legacy = nng::Socket::new(nng::Protocol::Respondent0).unwrap();
+    legacy
+        .set_opt::<RecvTimeout>(Some(Duration::from_millis(100)))
+        .unwrap();
+    legacy.dial(&dir.url("survey")).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let answerer = std::thread::spawn(move || {
+        let end = Instant::now() + DEADLINE;
+        while Instant::now() < end && !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            match legacy.recv() {
+                Ok(_) => {
+                    let _ = legacy.send(&b"legacy-1"[..]);
+                }
+                Err(nng::Error::TimedOut) => {}
+                Err(_) => return,
+            }
+        }
+    });
+
+    let end = Instant::now() + DEADLINE;
+    let mut last = Vec::new();
+    while last != b"a|b|legacy-1" {
+        assert!(
+            Instant::now() < end,
+            "legacy list never became a|b|legacy-1, last {:?}",
+            String::from_utf8_lossy(&last)
+        );
+        if let Ok(m) = legacy_sub.recv() {
+            last = m.as_slice().to_vec();
+        }
+    }
+    let m = server
+        .members()
+        .into_iter()
+        .find(|m| m.name == "legacy-1")
+        .unwrap();
+    assert_eq!(m.incarnation, 0);
+    assert!(m.metadata.is_empty());
+    assert_eq!(server.stats().legacy_answers > 0, true);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    answerer.join().unwrap();
+}
+
+#[test]
+fn our_client_answers_a_legacy_survey_with_its_raw_name() {
+    let dir = Scratch::new("legacy-survey");
+    // The original server: a cooked surveyor sending empty-body surveys.
+    let surveyor = nng::Socket::new(nng::Protocol::Surveyor0).unwrap();
+    surveyor
+        .set_opt::<nng::options::protocol::survey::SurveyTime>(Some(Duration::from_millis(500)))
+        .unwrap();
+    surveyor.listen(&dir.url("survey")).unwrap();
+    let _c = Client::builder("http://10.0.0.9:8080")
+        .survey(dir.url("survey"))
+        .meta("ignored", "by legacy")
+        .start()
+        .unwrap();
+    let end = Instant::now() + DEADLINE;
+    loop {
+        assert!(Instant::now() < end, "no raw answer to a legacy survey");
+        surveyor.send(nng::Message::new()).unwrap();
+        match surveyor.recv() {
+            Ok(m) => {
+                assert_eq!(m.as_slice(), b"http://10.0.0.9:8080");
+                break;
+            }
+            Err(nng::Error::TimedOut) => {} // not connected yet: survey again
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn a_subscriber_on_a_legacy_publisher_takes_each_message_as_the_full_set() {
+    let dir = Scratch::new("legacy-sub");
+    let publisher = nng::Socket::new(nng::Protocol::Pub0).unwrap();
+    publisher.listen(&dir.url("pub")).unwrap();
+    let sub = Subscriber::builder()
+        .publish(dir.url("pub"))
+        .snapshot(None)
+        .start()
+        .unwrap();
+    // Pub drops what it sends before the subscriber is connected: repeat until seen,
+    // exactly as the original republishes on every change.
+    wait_until("legacy list applied", || {
+        publisher.send(&b"web-2|web-1"[..]).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        sub.peers() == ["web-1", "web-2"]
+    });
+    assert_eq!(sub.state(), gopherdiscovery::State::Live);
+    wait_until("empty legacy list applied", || {
+        publisher.send(nng::Message::new()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        sub.peers().is_empty()
+    });
+}
+
+#[test]
+fn watch_legacy_prints_the_legacy_publishers_list() {
+    let dir = Scratch::new("legacy-watch");
+    let publisher = nng::Socket::new(nng::Protocol::Pub0).unwrap();
+    publisher.listen(&dir.url("pub")).unwrap();
+    let url = dir.url("pub");
+    let mut w = Proc::spawn(&["watch", "--publish", &url, "--legacy", "--json"]);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let sender = std::thread::spawn(move || {
+        while rx.recv_timeout(Duration::from_millis(50)).is_err() {
+            let _ = publisher.send(&b"x|y"[..]);
+        }
+    });
+    let v = w.json_where("x and y", |v| peers(v) == ["x", "y"]);
+    assert_eq!(v["state"], "live");
+    tx.send(()).unwrap();
+    sender.join().unwrap();
+}

@@ -155,3 +155,18 @@ fn server_killed_and_restarted_15_times_members_survive_and_subscribers_follow()
         sub.resyncs()
     );
 }
+
+#[test]
+fn a_watcher_turns_stale_when_the_server_stops_and_live_when_it_resumes() {
+    let dir = Scratch::new("stale");
+    let server = serve(&dir, FAST);
+    let _m = join(&dir, "m", &[]);
+    let mut w = watch(&dir);
+    w.json_where("m seen", |v| peers(v) == ["m"]);
+    server.signal(libc::SIGSTOP);
+    let v = w.json_where("stale after 3 missed heartbeats", |v| v["state"] == "stale");
+    assert_eq!(peers(&v), vec!["m"], "the last known view is kept while stale");
+    assert!(v["events"].as_array().unwrap().is_empty());
+    server.signal(libc::SIGCONT);
+    w.json_where("live again", |v| v["state"] == "live");
+}

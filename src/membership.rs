@@ -60,6 +60,11 @@ impl MemberTable {
         self.digest
     }
 
+    /// True when some member's latest answer came through connection `pipe`.
+    pub fn has_pipe(&self, pipe: u32) -> bool {
+        self.by_pipe.contains_key(&pipe)
+    }
+
     /// Members sorted by name.
     pub fn members(&self) -> impl Iterator<Item = &Member> + '_ {
         self.members.values().map(|e| &e.member)

@@ -601,7 +601,10 @@ impl Loop {
         match input {
             Input::Stop => return false,
             Input::PipeAdded(p) => {
-                self.pending_new.insert(p, Instant::now());
+                // Its announce may have overtaken this event: then it needs no survey.
+                if !core.table.has_pipe(p) {
+                    self.pending_new.insert(p, Instant::now());
+                }
             }
             Input::PipeRemoved(p) => {
                 self.pending_new.remove(&p);

@@ -1,1 +1,425 @@
-//! The C ABI (`include/gopherdiscovery.h`). Filled in by the C ABI work.
+//! The C ABI: `include/gopherdiscovery.h` is generated from this module by cbindgen
+//! (`make header`); `bindings/cpp/gopherdiscovery.hpp` wraps it for C++.
+//!
+//! Shape (after rustls-ffi and NNG):
+//! - Every object is an opaque handle owned by a `Box`: created by one call
+//!   (`gd_server_start`, `gd_client_join`, `gd_subscriber_open`,
+//!   `gd_subscriber_peers`), freed by exactly one other (`gd_*_close`,
+//!   `gd_peer_list_free`), NULL accepted by the freeing call.
+//! - Every fallible call returns a [`gd_result`] with the numbers of
+//!   [`crate::ErrorCode`]; out-parameters are written only on success; the message
+//!   goes to a thread-local slot that `gd_last_error_message` copies into a
+//!   caller-owned buffer.
+//! - Every exported body runs inside [`run`] or [`guard`]: a panic becomes
+//!   `GD_IO` (or a documented neutral value), never an unwind into C.
+//! - Options structs start with `struct_size` and are read up to that size, so a
+//!   binary compiled against an older header keeps working when fields are added.
+//!
+//! The C-facing names (`gd_*`) are the product's names; they break Rust's naming
+//! conventions on purpose.
+
+#![allow(non_camel_case_types)]
+// The safety contract of every `unsafe extern "C"` function is its C contract,
+// written in its doc comment (and so in the header).
+#![allow(clippy::missing_safety_doc)]
+
+mod client;
+mod server;
+mod subscriber;
+
+pub use client::*;
+pub use server::*;
+pub use subscriber::*;
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::error::{Error, ErrorCode};
+use crate::member::Metadata;
+
+/// The result of every call that can fail: `GD_OK` (0) or an error code. The
+/// numbers are stable and the same as the Rust `ErrorCode` and the Python
+/// exception classes. `gd_strerror` names a code; `gd_last_error_message` gives
+/// the message of the last failure on the calling thread.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum gd_result {
+    /// Success.
+    GD_OK = 0,
+    /// A URL NNG cannot parse or has no transport for (also: a URL that is not
+    /// valid UTF-8).
+    GD_INVALID_URL = 1,
+    /// A listen URL whose address another socket already holds.
+    GD_ADDRESS_IN_USE = 2,
+    /// An option or argument the call cannot accept: a nonsense value (deadline
+    /// >= interval, zero counts), a NULL where a pointer is required, an options
+    /// struct whose `struct_size` was not set by its init call, a handle closed
+    /// the wrong way (from its own callback, or a client's subscriber passed to
+    /// `gd_subscriber_close`). The handle involved is left as it was.
+    GD_INVALID_OPTION = 3,
+    /// A member name or metadata that breaks the limits (empty, too long, too
+    /// large, NULL, not UTF-8).
+    GD_INVALID_MEMBER = 4,
+    /// Nothing came back before the deadline.
+    GD_TIMEOUT = 5,
+    /// The handle is closed.
+    GD_CLOSED = 6,
+    /// A peer sent bytes that are not a valid message of the expected kind.
+    GD_PROTOCOL = 7,
+    /// Any other failure reported by NNG.
+    GD_TRANSPORT = 8,
+    /// An operating-system failure outside NNG (threads, resource limits), or an
+    /// internal error of the library (a caught panic: please report it).
+    GD_IO = 9,
+}
+
+impl From<ErrorCode> for gd_result {
+    fn from(c: ErrorCode) -> gd_result {
+        // Exhaustive on purpose: a new core code must get a C code too.
+        match c {
+            ErrorCode::Ok => gd_result::GD_OK,
+            ErrorCode::InvalidUrl => gd_result::GD_INVALID_URL,
+            ErrorCode::AddressInUse => gd_result::GD_ADDRESS_IN_USE,
+            ErrorCode::InvalidOption => gd_result::GD_INVALID_OPTION,
+            ErrorCode::InvalidMember => gd_result::GD_INVALID_MEMBER,
+            ErrorCode::Timeout => gd_result::GD_TIMEOUT,
+            ErrorCode::Closed => gd_result::GD_CLOSED,
+            ErrorCode::Protocol => gd_result::GD_PROTOCOL,
+            ErrorCode::Transport => gd_result::GD_TRANSPORT,
+            ErrorCode::Io => gd_result::GD_IO,
+        }
+    }
+}
+
+/// One metadata entry: a key and its value, both NUL-terminated UTF-8.
+///
+/// As input (`gd_client_options.metadata`, `gd_client_set_metadata`): both
+/// pointers non-NULL, read only during the call. As output (`gd_event.metadata`):
+/// owned by the library, valid until the callback returns.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct gd_metadata_entry {
+    /// The key, e.g. `"zone"`.
+    pub key: *const c_char,
+    /// The value, e.g. `"a"`.
+    pub value: *const c_char,
+}
+
+/// A failure on its way to C: the code and the message for the last-error slot.
+pub(crate) struct Fail {
+    code: gd_result,
+    message: String,
+}
+
+impl Fail {
+    pub(crate) fn new(code: gd_result, message: impl Into<String>) -> Fail {
+        Fail {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `GD_INVALID_OPTION`: an argument the call cannot accept.
+    pub(crate) fn invalid(message: impl Into<String>) -> Fail {
+        Fail::new(gd_result::GD_INVALID_OPTION, message)
+    }
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Fail {
+        Fail::new(e.code().into(), e.to_string())
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+fn set_last_error(message: String) {
+    // Ignore the (only) failure: the slot is gone while the thread exits.
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = message);
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown panic")
+}
+
+/// Runs the body of an exported call that returns a [`gd_result`]: an error is
+/// recorded for `gd_last_error_message`, a panic becomes `GD_IO`.
+pub(crate) fn run(name: &str, body: impl FnOnce() -> Result<(), Fail>) -> gd_result {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => gd_result::GD_OK,
+        Ok(Err(f)) => {
+            set_last_error(format!("{name}: {}", f.message));
+            f.code
+        }
+        Err(p) => {
+            set_last_error(format!(
+                "{name}: internal error ({}); please report it",
+                panic_text(&*p)
+            ));
+            gd_result::GD_IO
+        }
+    }
+}
+
+/// Runs the body of an exported call that cannot report an error: a panic
+/// returns `fallback`.
+pub(crate) fn guard<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+/// Borrows a NUL-terminated string; `None` for NULL.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string that outlives `'a`.
+pub(crate) unsafe fn opt_str<'a>(
+    p: *const c_char,
+    what: &str,
+    code: gd_result,
+) -> Result<Option<&'a str>, Fail> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    CStr::from_ptr(p)
+        .to_str()
+        .map(Some)
+        .map_err(|_| Fail::new(code, format!("{what} is not valid UTF-8")))
+}
+
+/// Like [`opt_str`], but NULL is refused with `code`.
+pub(crate) unsafe fn req_str<'a>(
+    p: *const c_char,
+    what: &str,
+    code: gd_result,
+) -> Result<&'a str, Fail> {
+    opt_str(p, what, code)?.ok_or_else(|| Fail::new(code, format!("{what} is NULL")))
+}
+
+/// A URL option: NULL means `default`.
+pub(crate) unsafe fn url_or(p: *const c_char, what: &str, default: &str) -> Result<String, Fail> {
+    Ok(opt_str(p, what, gd_result::GD_INVALID_URL)?
+        .unwrap_or(default)
+        .to_owned())
+}
+
+/// Borrows `count` items at `p` (NULL is fine when `count` is 0).
+pub(crate) unsafe fn slice<'a, T>(p: *const T, count: usize, what: &str) -> Result<&'a [T], Fail> {
+    if count == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(Fail::invalid(format!(
+            "{what} is NULL but its count is {count}"
+        )));
+    }
+    if count > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+        return Err(Fail::invalid(format!("{what} count {count} is too large")));
+    }
+    Ok(std::slice::from_raw_parts(p, count))
+}
+
+/// Reads `count` metadata entries (later keys replace earlier equal ones).
+pub(crate) unsafe fn read_metadata(
+    entries: *const gd_metadata_entry,
+    count: usize,
+) -> Result<Metadata, Fail> {
+    let code = gd_result::GD_INVALID_MEMBER;
+    let mut md = Metadata::new();
+    for (i, e) in slice(entries, count, "metadata")?.iter().enumerate() {
+        let key = req_str(e.key, &format!("metadata[{i}].key"), code)?;
+        let value = req_str(e.value, &format!("metadata[{i}].value"), code)?;
+        md.insert(key.to_owned(), value.to_owned());
+    }
+    Ok(md)
+}
+
+/// A C string for output; an interior NUL (valid UTF-8, impossible in C) becomes
+/// U+FFFD so nothing is cut short silently.
+pub(crate) fn to_cstring(s: &str) -> CString {
+    CString::new(s).unwrap_or_else(|_| {
+        CString::new(s.replace('\0', "\u{FFFD}")).expect("no NUL left after replacing")
+    })
+}
+
+/// Owned C strings plus a NULL-terminated array of pointers to them.
+pub(crate) struct CStrings {
+    _owned: Vec<CString>,
+    ptrs: Vec<*const c_char>,
+}
+
+impl CStrings {
+    pub(crate) fn new<'a>(items: impl IntoIterator<Item = &'a str>) -> CStrings {
+        let owned: Vec<CString> = items.into_iter().map(to_cstring).collect();
+        let mut ptrs: Vec<*const c_char> = owned.iter().map(|c| c.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        CStrings {
+            _owned: owned,
+            ptrs,
+        }
+    }
+    /// The array: `len()` pointers, then NULL.
+    pub(crate) fn as_ptr(&self) -> *const *const c_char {
+        self.ptrs.as_ptr()
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.ptrs.len() - 1
+    }
+}
+
+/// An options struct that starts with `size_t struct_size`.
+///
+/// # Safety
+/// `Self` is `repr(C)`, starts with a `usize`, and every bit pattern of each field
+/// is valid (integers, raw pointers, nullable function pointers).
+pub(crate) unsafe trait SizedOptions: Copy {
+    /// The defaults that `gd_*_options_init` writes.
+    fn defaults() -> Self;
+    /// The type's name in messages.
+    const NAME: &'static str;
+}
+
+/// Reads an options struct written by a caller compiled against this header or an
+/// older or newer one: fields past the caller's `struct_size` keep their
+/// defaults; fields this library does not know must be zero. NULL gives the
+/// defaults.
+pub(crate) unsafe fn read_options<T: SizedOptions>(p: *const T) -> Result<T, Fail> {
+    if p.is_null() {
+        return Ok(T::defaults());
+    }
+    let ours = std::mem::size_of::<T>();
+    let size = std::ptr::read_unaligned(p.cast::<usize>());
+    // Every published version's size is accepted; version 1 is the only one yet.
+    const SLACK: usize = 4096;
+    if size < ours || size > ours + SLACK || size % std::mem::align_of::<T>() != 0 {
+        return Err(Fail::invalid(format!(
+            "{}.struct_size is {size}, expected {ours}: call {}_init first",
+            T::NAME,
+            T::NAME
+        )));
+    }
+    let bytes = std::slice::from_raw_parts(p.cast::<u8>(), size);
+    if bytes[ours..].iter().any(|&b| b != 0) {
+        return Err(Fail::invalid(format!(
+            "{} sets fields this version of the library does not know ({})",
+            T::NAME,
+            crate::VERSION
+        )));
+    }
+    Ok(std::ptr::read_unaligned(p))
+}
+
+/// Writes the defaults into `*p` (the shared body of `gd_*_options_init`).
+pub(crate) unsafe fn init_options<T: SizedOptions>(name: &str, p: *mut T) -> gd_result {
+    run(name, || {
+        if p.is_null() {
+            return Err(Fail::invalid("options is NULL"));
+        }
+        std::ptr::write_unaligned(p, T::defaults());
+        Ok(())
+    })
+}
+
+/// The library's version, e.g. `"0.1.0"`: a static string, never NULL, never freed.
+#[no_mangle]
+pub extern "C" fn gd_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The name of a result code, e.g. `"invalid URL"` for `GD_INVALID_URL`: a static
+/// string, never NULL, never freed. Unknown codes give `"unknown error code"`.
+#[no_mangle]
+pub extern "C" fn gd_strerror(code: i32) -> *const c_char {
+    let s: &'static str = match code {
+        0 => "success\0",
+        1 => "invalid URL\0",
+        2 => "address in use\0",
+        3 => "invalid option or argument\0",
+        4 => "invalid member\0",
+        5 => "timed out\0",
+        6 => "closed\0",
+        7 => "protocol error\0",
+        8 => "transport error\0",
+        9 => "I/O or internal error\0",
+        _ => "unknown error code\0",
+    };
+    s.as_ptr().cast()
+}
+
+/// Copies the message of the last call that failed on the calling thread into
+/// `buf`, NUL-terminated, cut to `len - 1` bytes (at a UTF-8 character boundary).
+/// Returns the message's full length in bytes without the NUL, so a return value
+/// `>= len` means it was cut; call with `buf = NULL, len = 0` to learn the size.
+/// The message is `""` when no call has failed on this thread; a successful call
+/// does not clear it (read it right after the failing call, like `errno`).
+/// `buf` is owned by the caller and written only during the call.
+#[no_mangle]
+pub unsafe extern "C" fn gd_last_error_message(buf: *mut c_char, len: usize) -> usize {
+    guard(0, || {
+        LAST_ERROR
+            .try_with(|slot| {
+                let msg = slot.borrow();
+                if !buf.is_null() && len > 0 {
+                    let mut n = msg.len().min(len - 1);
+                    while !msg.is_char_boundary(n) {
+                        n -= 1;
+                    }
+                    std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
+                    *buf.add(n) = 0;
+                }
+                msg.len()
+            })
+            .unwrap_or(0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_numbers_are_the_core_codes() {
+        let all = [
+            ErrorCode::Ok,
+            ErrorCode::InvalidUrl,
+            ErrorCode::AddressInUse,
+            ErrorCode::InvalidOption,
+            ErrorCode::InvalidMember,
+            ErrorCode::Timeout,
+            ErrorCode::Closed,
+            ErrorCode::Protocol,
+            ErrorCode::Transport,
+            ErrorCode::Io,
+        ];
+        for c in all {
+            assert_eq!(gd_result::from(c) as i32, c as i32);
+            let name = unsafe { CStr::from_ptr(gd_strerror(c as i32)) };
+            assert_ne!(name.to_str().unwrap(), "unknown error code");
+        }
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_code() {
+        let r = run("gd_test", || panic!("boom"));
+        assert_eq!(r, gd_result::GD_IO);
+        let mut buf = [0 as c_char; 64];
+        let n = unsafe { gd_last_error_message(buf.as_mut_ptr(), buf.len()) };
+        let msg = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap();
+        assert_eq!(n, msg.len());
+        assert!(msg.contains("boom"), "{msg}");
+    }
+
+    #[test]
+    fn the_message_is_cut_at_a_character_boundary() {
+        set_last_error("aé".into());
+        let mut buf = [0x7f as c_char; 3];
+        let n = unsafe { gd_last_error_message(buf.as_mut_ptr(), buf.len()) };
+        assert_eq!(n, 3);
+        assert_eq!(buf[..2], [b'a' as c_char, 0]);
+    }
+}

@@ -1,0 +1,473 @@
+// gopherdiscovery for C++17: header-only RAII wrapper over the C ABI
+// (gopherdiscovery.h). Link as for C: `pkg-config --cflags --libs gopherdiscovery`
+// or CMake `find_package(gopherdiscovery)` + `gopherdiscovery::gopherdiscovery`.
+//
+//     gopherdiscovery::SubscriberOptions w;
+//     w.on_peers = [](const std::vector<std::string>& peers) { pool.set(peers); };
+//     gopherdiscovery::ClientOptions o{"http://10.0.0.1:8080"};
+//     o.watch = w;
+//     gopherdiscovery::Client member(o);   // leaves the mesh when destroyed
+//
+// Error strategy, used by every call: a failure throws gopherdiscovery::Error,
+// which carries the C result code (code()) and the library's message (what()).
+// Destructors never throw.
+//
+// Threads and lifetimes are those of the C API (see gopherdiscovery.h):
+// - Callbacks (std::function) run on the subscriber's library thread, never two at
+//   once for one object; the first peer-list call after on_peers() runs on the
+//   calling thread. They may call any method of any object except closing or
+//   destroying the object whose callback is running (close() then throws
+//   Error with GD_INVALID_OPTION). An exception thrown by a callback cannot
+//   reach you: it is caught, reported on stderr, and delivery goes on.
+// - close() (and the destructor) waits for a callback in progress; after it
+//   returns no callback runs. Objects may be used from several threads, but not
+//   while another thread closes, destroys or moves them.
+#ifndef GOPHERDISCOVERY_HPP
+#define GOPHERDISCOVERY_HPP
+
+#include <gopherdiscovery.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace gopherdiscovery {
+
+/// A failed call: the C result code and the library's message.
+class Error : public std::runtime_error {
+ public:
+  Error(gd_result code, const std::string& message)
+      : std::runtime_error(message), code_(code) {}
+  /// The C result code (GD_INVALID_URL, GD_ADDRESS_IN_USE, ...; never GD_OK).
+  gd_result code() const noexcept { return code_; }
+
+ private:
+  gd_result code_;
+};
+
+using Metadata = std::map<std::string, std::string>;
+
+enum class EventKind : int32_t {
+  Joined = GD_EVENT_JOINED,
+  Left = GD_EVENT_LEFT,
+  Updated = GD_EVENT_UPDATED,
+};
+
+enum class Reason : int32_t {
+  None = GD_REASON_NONE,
+  Closed = GD_REASON_CLOSED,
+  Timeout = GD_REASON_TIMEOUT,
+  Restarted = GD_REASON_RESTARTED,
+};
+
+enum class State : int32_t {
+  Syncing = GD_STATE_SYNCING,
+  Live = GD_STATE_LIVE,
+  Stale = GD_STATE_STALE,
+};
+
+/// One member event (a copy: it may be kept).
+struct Event {
+  EventKind kind;
+  Reason reason;
+  std::string name;
+  Metadata metadata;
+  std::uint64_t incarnation;
+  std::uint64_t epoch;
+  std::uint64_t seq;
+  bool snapshot;
+  /// "joined", "left" or "updated".
+  const char* kind_str() const noexcept { return gd_event_kind_str(static_cast<int32_t>(kind)); }
+  /// "none", "closed", "timeout" or "restarted".
+  const char* reason_str() const noexcept { return gd_reason_str(static_cast<int32_t>(reason)); }
+};
+
+using PeersCallback = std::function<void(const std::vector<std::string>& peers)>;
+using EventCallback = std::function<void(const Event& event)>;
+
+/// Settings of a Server; an empty URL means the default.
+struct ServerOptions {
+  std::string survey;
+  std::string publish;
+  std::string snapshot;
+  std::optional<std::string> legacy_publish;
+  std::chrono::milliseconds interval{1000};
+  std::chrono::milliseconds deadline{500};
+  std::uint32_t evict_after = 3;
+  std::uint32_t max_members = 100000;
+};
+
+/// Settings of a Subscriber (or of a Client's watch); an empty URL means the default.
+struct SubscriberOptions {
+  std::string publish;
+  std::string snapshot;
+  /// The publisher is a legacy (Go) server: no snapshot socket.
+  bool legacy = false;
+  std::chrono::milliseconds snapshot_timeout{2000};
+  std::uint32_t stale_after = 3;
+  /// Installed before the subscriber starts, so it sees the first view.
+  PeersCallback on_peers;
+  /// Installed before the subscriber starts, so it sees the first view's events.
+  EventCallback on_event;
+};
+
+/// Settings of a Client.
+struct ClientOptions {
+  /// The member's name, its service address (required).
+  std::string name;
+  /// Survey URLs to answer; empty: the default.
+  std::vector<std::string> surveys;
+  Metadata metadata;
+  std::chrono::milliseconds reconnect_max{1000};
+  /// Also watch the member set (the original's ClientWithSub).
+  std::optional<SubscriberOptions> watch;
+};
+
+namespace detail {
+
+inline std::string last_error() {
+  std::size_t n = gd_last_error_message(nullptr, 0);
+  std::string s(n + 1, '\0');
+  gd_last_error_message(&s[0], s.size());
+  s.resize(n);
+  return s;
+}
+
+inline void check(gd_result rc) {
+  if (rc != GD_OK) throw Error(rc, last_error());
+}
+
+inline const char* c_str_or_null(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
+
+inline std::uint32_t millis(std::chrono::milliseconds d) {
+  return d.count() < 0 ? 0u : static_cast<std::uint32_t>(d.count());
+}
+
+inline void report(const char* what, const char* why) noexcept {
+  std::fprintf(stderr, "gopherdiscovery: a %s callback threw: %s\n", what, why);
+}
+
+/// The std::functions of one subscriber, at a stable address (the C `user`).
+/// A call copies the function under the lock and runs the copy without it, so
+/// replacing a function while it runs is safe.
+struct Callbacks {
+  std::mutex mu;
+  PeersCallback peers;
+  EventCallback event;
+
+  static void on_peers(void* user, const char* const* names, std::size_t count) noexcept {
+    auto* self = static_cast<Callbacks*>(user);
+    try {
+      PeersCallback f;
+      {
+        std::lock_guard<std::mutex> g(self->mu);
+        f = self->peers;
+      }
+      if (f) f(std::vector<std::string>(names, names + count));
+    } catch (const std::exception& e) {
+      report("peers", e.what());
+    } catch (...) {
+      report("peers", "an exception not derived from std::exception");
+    }
+  }
+
+  static void on_event(void* user, const gd_event* e) noexcept {
+    auto* self = static_cast<Callbacks*>(user);
+    try {
+      EventCallback f;
+      {
+        std::lock_guard<std::mutex> g(self->mu);
+        f = self->event;
+      }
+      if (!f) return;
+      Event ev{static_cast<EventKind>(e->kind), static_cast<Reason>(e->reason), e->name, {},
+               e->incarnation, e->epoch, e->seq, e->snapshot};
+      for (std::size_t i = 0; i < e->metadata_count; ++i)
+        ev.metadata[e->metadata[i].key] = e->metadata[i].value;
+      f(ev);
+    } catch (const std::exception& ex) {
+      report("event", ex.what());
+    } catch (...) {
+      report("event", "an exception not derived from std::exception");
+    }
+  }
+};
+
+/// C options from C++ ones; the strings stay owned by `o`.
+inline gd_subscriber_options subscriber_options(const SubscriberOptions& o, Callbacks* cbs) {
+  gd_subscriber_options c;
+  check(gd_subscriber_options_init(&c));
+  c.publish = c_str_or_null(o.publish);
+  c.snapshot = c_str_or_null(o.snapshot);
+  c.legacy = o.legacy ? 1 : 0;
+  c.snapshot_timeout_ms = millis(o.snapshot_timeout);
+  c.stale_after = o.stale_after;
+  c.on_peers = &Callbacks::on_peers;
+  c.on_event = &Callbacks::on_event;
+  c.user = cbs;
+  cbs->peers = o.on_peers;
+  cbs->event = o.on_event;
+  return c;
+}
+
+/// C metadata entries pointing into `md`.
+inline std::vector<gd_metadata_entry> entries(const Metadata& md) {
+  std::vector<gd_metadata_entry> v;
+  v.reserve(md.size());
+  for (const auto& kv : md) v.push_back(gd_metadata_entry{kv.first.c_str(), kv.second.c_str()});
+  return v;
+}
+
+}  // namespace detail
+
+/// A subscriber's view and callbacks, without ownership: the base of Subscriber,
+/// and what Client::subscriber() returns for a client that watches (valid while
+/// the client lives).
+class SubscriberRef {
+ public:
+  /// The current peer list, sorted (empty before the first view).
+  std::vector<std::string> peers() const {
+    gd_peer_list* list = nullptr;
+    detail::check(gd_subscriber_peers(handle_, &list));
+    std::unique_ptr<gd_peer_list, decltype(&gd_peer_list_free)> guard(list, &gd_peer_list_free);
+    return std::vector<std::string>(list->names, list->names + list->count);
+  }
+
+  State state() const {
+    gd_state s = GD_STATE_SYNCING;
+    detail::check(gd_subscriber_state(handle_, &s));
+    return static_cast<State>(s);
+  }
+
+  /// (epoch, seq) of the view.
+  std::pair<std::uint64_t, std::uint64_t> position() const {
+    std::uint64_t epoch = 0, seq = 0;
+    detail::check(gd_subscriber_position(handle_, &epoch, &seq));
+    return {epoch, seq};
+  }
+
+  /// Replaces the peer-list callback (empty: none). When there is a current
+  /// list, `f` is called with it on this thread before this returns.
+  void on_peers(PeersCallback f) {
+    {
+      std::lock_guard<std::mutex> g(callbacks_->mu);
+      callbacks_->peers = std::move(f);
+    }
+    // Re-registering waits for a callback in progress and delivers the current list.
+    detail::check(gd_on_peers(handle_, &detail::Callbacks::on_peers, callbacks_));
+  }
+
+  /// Replaces the event callback (empty: none); it sees the changes after this call.
+  void on_event(EventCallback f) {
+    {
+      std::lock_guard<std::mutex> g(callbacks_->mu);
+      callbacks_->event = std::move(f);
+    }
+    detail::check(gd_on_event(handle_, &detail::Callbacks::on_event, callbacks_));
+  }
+
+  /// The C handle (borrowed).
+  gd_subscriber* get() const noexcept { return handle_; }
+
+ protected:
+  SubscriberRef(gd_subscriber* h, detail::Callbacks* cbs) noexcept : handle_(h), callbacks_(cbs) {}
+  gd_subscriber* handle_;
+  detail::Callbacks* callbacks_;
+
+  friend class Client;
+};
+
+/// A running subscriber; destroying it (or close()) stops it.
+class Subscriber : public SubscriberRef {
+ public:
+  explicit Subscriber(const SubscriberOptions& o = {})
+      : SubscriberRef(nullptr, nullptr), owned_(new detail::Callbacks) {
+    callbacks_ = owned_.get();
+    gd_subscriber_options c = detail::subscriber_options(o, callbacks_);
+    detail::check(gd_subscriber_open(&c, &handle_));
+  }
+  Subscriber(const Subscriber&) = delete;
+  Subscriber& operator=(const Subscriber&) = delete;
+  Subscriber(Subscriber&& other) noexcept
+      : SubscriberRef(std::exchange(other.handle_, nullptr), other.callbacks_),
+        owned_(std::move(other.owned_)) {}
+  Subscriber& operator=(Subscriber&& other) noexcept {
+    if (this != &other) {
+      destroy();
+      handle_ = std::exchange(other.handle_, nullptr);
+      callbacks_ = other.callbacks_;
+      owned_ = std::move(other.owned_);
+    }
+    return *this;
+  }
+  ~Subscriber() { destroy(); }
+
+  /// Stops the subscriber, waiting for a callback in progress. Idempotent.
+  /// Throws Error(GD_INVALID_OPTION) when called from its own callback.
+  void close() {
+    if (!handle_) return;
+    detail::check(gd_subscriber_close(handle_));
+    handle_ = nullptr;
+    owned_.reset();
+  }
+
+ private:
+  void destroy() noexcept {
+    if (!handle_) return;
+    if (gd_subscriber_close(handle_) != GD_OK) {
+      // Destroyed from its own callback: the handle stays open, so its callbacks
+      // must stay valid. Leak both rather than crash.
+      std::fprintf(stderr, "gopherdiscovery: ~Subscriber: %s\n", detail::last_error().c_str());
+      (void)owned_.release();
+    }
+    handle_ = nullptr;
+    owned_.reset();
+  }
+  std::unique_ptr<detail::Callbacks> owned_;
+};
+
+/// A running discovery server; destroying it (or close()) stops it.
+class Server {
+ public:
+  explicit Server(const ServerOptions& o = {}) {
+    gd_server_options c;
+    detail::check(gd_server_options_init(&c));
+    c.survey = detail::c_str_or_null(o.survey);
+    c.publish = detail::c_str_or_null(o.publish);
+    c.snapshot = detail::c_str_or_null(o.snapshot);
+    c.legacy_publish = o.legacy_publish ? o.legacy_publish->c_str() : nullptr;
+    c.interval_ms = detail::millis(o.interval);
+    c.deadline_ms = detail::millis(o.deadline);
+    c.evict_after = o.evict_after;
+    c.max_members = o.max_members;
+    detail::check(gd_server_start(&c, &handle_));
+  }
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  Server(Server&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  Server& operator=(Server&& other) noexcept {
+    if (this != &other) {
+      gd_server_close(handle_);
+      handle_ = std::exchange(other.handle_, nullptr);
+    }
+    return *this;
+  }
+  ~Server() { gd_server_close(handle_); }
+
+  /// The bound URLs (a tcp port 0 replaced by the real port).
+  std::string survey_url() const { return url(GD_SOCKET_SURVEY); }
+  std::string publish_url() const { return url(GD_SOCKET_PUBLISH); }
+  std::string snapshot_url() const { return url(GD_SOCKET_SNAPSHOT); }
+
+  /// Stops the server. Idempotent.
+  void close() {
+    gd_result rc = gd_server_close(std::exchange(handle_, nullptr));
+    detail::check(rc);
+  }
+
+  gd_server* get() const noexcept { return handle_; }
+
+ private:
+  std::string url(gd_socket which) const {
+    const char* u = gd_server_url(handle_, which);
+    if (!u) throw Error(GD_CLOSED, "the server is closed");
+    return u;
+  }
+  gd_server* handle_ = nullptr;
+};
+
+/// A member of the mesh, perhaps watching it; destroying it (or close()) leaves.
+class Client {
+ public:
+  explicit Client(const ClientOptions& o) {
+    std::vector<const char*> surveys;
+    for (const auto& s : o.surveys) surveys.push_back(s.c_str());
+    std::vector<gd_metadata_entry> md = detail::entries(o.metadata);
+    gd_client_options c;
+    detail::check(gd_client_options_init(&c));
+    c.name = o.name.c_str();
+    c.surveys = surveys.empty() ? nullptr : surveys.data();
+    c.survey_count = surveys.size();
+    c.metadata = md.empty() ? nullptr : md.data();
+    c.metadata_count = md.size();
+    c.reconnect_max_ms = detail::millis(o.reconnect_max);
+    gd_subscriber_options w;
+    if (o.watch) {
+      callbacks_.reset(new detail::Callbacks);
+      w = detail::subscriber_options(*o.watch, callbacks_.get());
+      c.watch = &w;
+    }
+    detail::check(gd_client_join(&c, &handle_));
+  }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  Client(Client&& other) noexcept
+      : handle_(std::exchange(other.handle_, nullptr)), callbacks_(std::move(other.callbacks_)) {}
+  Client& operator=(Client&& other) noexcept {
+    if (this != &other) {
+      destroy();
+      handle_ = std::exchange(other.handle_, nullptr);
+      callbacks_ = std::move(other.callbacks_);
+    }
+    return *this;
+  }
+  ~Client() { destroy(); }
+
+  /// Replaces the metadata; the server publishes `updated` at once.
+  void set_metadata(const Metadata& md) {
+    std::vector<gd_metadata_entry> e = detail::entries(md);
+    detail::check(gd_client_set_metadata(handle_, e.empty() ? nullptr : e.data(), e.size()));
+  }
+
+  /// True when built with ClientOptions::watch.
+  bool watching() const noexcept { return gd_client_subscriber(handle_) != nullptr; }
+
+  /// The client's subscriber (valid while the client lives); throws
+  /// Error(GD_INVALID_OPTION) when the client does not watch.
+  SubscriberRef subscriber() const {
+    gd_subscriber* s = gd_client_subscriber(handle_);
+    if (!s) throw Error(GD_INVALID_OPTION, "this client does not watch (ClientOptions::watch)");
+    return SubscriberRef(s, callbacks_.get());
+  }
+
+  /// Leaves the mesh, waiting for a callback in progress. Idempotent. Throws
+  /// Error(GD_INVALID_OPTION) when called from its own subscriber's callback.
+  void close() {
+    if (!handle_) return;
+    detail::check(gd_client_close(handle_));
+    handle_ = nullptr;
+    callbacks_.reset();
+  }
+
+  gd_client* get() const noexcept { return handle_; }
+
+ private:
+  void destroy() noexcept {
+    if (!handle_) return;
+    if (gd_client_close(handle_) != GD_OK) {
+      std::fprintf(stderr, "gopherdiscovery: ~Client: %s\n", detail::last_error().c_str());
+      (void)callbacks_.release();
+    }
+    handle_ = nullptr;
+    callbacks_.reset();
+  }
+  gd_client* handle_ = nullptr;
+  std::unique_ptr<detail::Callbacks> callbacks_;
+};
+
+/// The library's version, e.g. "0.1.0".
+inline std::string version() { return gd_version(); }
+
+}  // namespace gopherdiscovery
+
+#endif  // GOPHERDISCOVERY_HPP

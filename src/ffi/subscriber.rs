@@ -1,0 +1,735 @@
+//! `gd_subscriber_*`, `gd_on_peers`, `gd_on_event`: watching the member set.
+//!
+//! The core subscriber takes one handler at build time. The C face installs a
+//! dispatcher ([`Watch::deliver`]) that reads callback slots the caller may change
+//! later. Its rules, which the header promises:
+//! - no callback runs before the constructor has stored the handle in `*out` (the
+//!   *gate* opens after that);
+//! - callbacks of one handle never run at the same time (`busy` names the thread
+//!   running one);
+//! - replacing a callback or closing from another thread waits until no callback
+//!   of the handle runs; from inside a callback, replacing takes effect at once
+//!   and closing is refused (it would wait for itself).
+
+use std::ffi::{c_char, c_void};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use super::{
+    gd_metadata_entry, gd_result, guard, init_options, read_options, run, to_cstring, url_or,
+    CStrings, Fail, SizedOptions,
+};
+use crate::member::{Event, EventKind, Reason};
+use crate::net::{DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL};
+use crate::subscriber::{State, Subscriber, Update};
+
+/// Called with the full sorted peer list: `peers` holds `count` NUL-terminated
+/// names followed by a NULL entry. `peers` and the strings are owned by the
+/// library and valid until the callback returns (copy what you keep). `user` is
+/// the pointer given with the callback.
+pub type gd_peers_cb =
+    Option<unsafe extern "C" fn(user: *mut c_void, peers: *const *const c_char, count: usize)>;
+
+/// Called once per member event. `event` and everything it points to are owned
+/// by the library and valid until the callback returns. `user` is the pointer
+/// given with the callback.
+pub type gd_event_cb = Option<unsafe extern "C" fn(user: *mut c_void, event: *const gd_event)>;
+
+/// What happened to a member.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum gd_event_kind {
+    /// It entered the member set.
+    GD_EVENT_JOINED = 1,
+    /// It left the member set.
+    GD_EVENT_LEFT = 2,
+    /// Its metadata changed.
+    GD_EVENT_UPDATED = 3,
+}
+
+/// Why it happened.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum gd_reason {
+    /// No particular reason: a plain join, a metadata update, or a difference
+    /// found by a resync.
+    GD_REASON_NONE = 0,
+    /// Its connection closed (the process exited or crashed).
+    GD_REASON_CLOSED = 1,
+    /// It missed `evict_after` consecutive surveys (hung or partitioned).
+    GD_REASON_TIMEOUT = 2,
+    /// It came back with a new incarnation (the process restarted).
+    GD_REASON_RESTARTED = 3,
+}
+
+/// Whether a subscriber's view can be trusted.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum gd_state {
+    /// No snapshot yet.
+    GD_STATE_SYNCING = 0,
+    /// In step with the server.
+    GD_STATE_LIVE = 1,
+    /// No heartbeat for `stale_after` intervals: the view is the last one known.
+    GD_STATE_STALE = 2,
+}
+
+/// One member event, as given to a `gd_event_cb`. Owned by the library; valid
+/// until the callback returns.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct gd_event {
+    /// Joined, left or updated (a `gd_event_kind` value).
+    pub kind: gd_event_kind,
+    /// Why (a `gd_reason` value); `gd_reason_str` names it.
+    pub reason: gd_reason,
+    /// The member's name (its service address), NUL-terminated.
+    pub name: *const c_char,
+    /// The member's metadata after the change (for `left`: as it was),
+    /// `metadata_count` entries sorted by key; NULL when the count is 0.
+    pub metadata: *const gd_metadata_entry,
+    /// Number of entries at `metadata`.
+    pub metadata_count: usize,
+    /// Random per member process start (0 for a legacy member).
+    pub incarnation: u64,
+    /// The server's epoch (random per server start; 0 for a legacy publisher).
+    pub epoch: u64,
+    /// The seq of the publication that carried the event.
+    pub seq: u64,
+    /// True when the event comes from a snapshot (the first view or a resync):
+    /// the difference between the old view and the snapshot.
+    pub snapshot: bool,
+}
+
+/// Settings of `gd_subscriber_open` (and of a client that also watches). Fill it
+/// with `gd_subscriber_options_init`, then change what you need. Strings are read
+/// only during the call that takes the options.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct gd_subscriber_options {
+    /// `sizeof(gd_subscriber_options)` as the caller was compiled; set by
+    /// `gd_subscriber_options_init`.
+    pub struct_size: usize,
+    /// Publish URL of the server; NULL: `tcp://127.0.0.1:50007`.
+    pub publish: *const c_char,
+    /// Snapshot URL of the server; NULL: `tcp://127.0.0.1:50008` (or none when
+    /// `legacy` is set).
+    pub snapshot: *const c_char,
+    /// Non-zero: the publisher is a legacy (Go) server whose every publication is
+    /// the full list; there is no snapshot socket, so `snapshot` must be NULL.
+    pub legacy: i32,
+    /// How long one snapshot request may take before it is retried, in
+    /// milliseconds (default 2000).
+    pub snapshot_timeout_ms: u32,
+    /// Missed heartbeats before the state turns stale (default 3).
+    pub stale_after: u32,
+    /// Peer-list callback installed before the subscriber starts, so it also sees
+    /// the first view; NULL (the default): none. Same contract as `gd_on_peers`.
+    pub on_peers: gd_peers_cb,
+    /// Event callback installed before the subscriber starts, so it also sees the
+    /// first view's `joined` events; NULL (the default): none. Same contract as
+    /// `gd_on_event`.
+    pub on_event: gd_event_cb,
+    /// Passed to `on_peers` and `on_event`; the library never reads it.
+    pub user: *mut c_void,
+}
+
+unsafe impl SizedOptions for gd_subscriber_options {
+    const NAME: &'static str = "gd_subscriber_options";
+    fn defaults() -> Self {
+        gd_subscriber_options {
+            struct_size: std::mem::size_of::<Self>(),
+            publish: std::ptr::null(),
+            snapshot: std::ptr::null(),
+            legacy: 0,
+            snapshot_timeout_ms: 2000,
+            stale_after: 3,
+            on_peers: None,
+            on_event: None,
+            user: std::ptr::null_mut(),
+        }
+    }
+}
+
+type PeersFn = unsafe extern "C" fn(*mut c_void, *const *const c_char, usize);
+type EventFn = unsafe extern "C" fn(*mut c_void, *const gd_event);
+
+#[derive(Clone, Copy)]
+struct Slot<F> {
+    f: F,
+    user: *mut c_void,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    /// The constructor has not returned yet: callbacks wait.
+    Pending,
+    Open,
+    /// Closing or closed: no callback runs any more.
+    Closed,
+}
+
+struct WatchState {
+    gate: Gate,
+    peers: Option<Slot<PeersFn>>,
+    event: Option<Slot<EventFn>>,
+    /// The thread running a callback of this handle, if any.
+    busy: Option<ThreadId>,
+    /// The latest peer list the subscriber delivered (None before the first view).
+    seen: Option<Vec<String>>,
+    /// The peers callback was replaced from inside a callback: give the new one
+    /// the current list before going idle.
+    peers_replaced: bool,
+}
+
+// SAFETY: the raw pointers are the caller's `user` values, only handed back to the
+// caller's callbacks; the header says they are called on a library thread.
+unsafe impl Send for WatchState {}
+
+/// The callback slots of one subscriber and the rules of calling them.
+pub(crate) struct Watch {
+    st: Mutex<WatchState>,
+    idle: Condvar,
+}
+
+impl Watch {
+    fn new(o: &gd_subscriber_options) -> Arc<Watch> {
+        Arc::new(Watch {
+            st: Mutex::new(WatchState {
+                gate: Gate::Pending,
+                peers: o.on_peers.map(|f| Slot { f, user: o.user }),
+                event: o.on_event.map(|f| Slot { f, user: o.user }),
+                busy: None,
+                seen: None,
+                peers_replaced: false,
+            }),
+            idle: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WatchState> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, WatchState>) -> MutexGuard<'a, WatchState> {
+        self.idle.wait(g).unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_gate(&self, gate: Gate) {
+        self.lock().gate = gate;
+        self.idle.notify_all();
+    }
+
+    /// True when the calling thread is inside one of this handle's callbacks.
+    fn in_callback(&self) -> bool {
+        self.lock().busy == Some(std::thread::current().id())
+    }
+
+    /// The subscriber's handler (on its thread): events, then the peer list if it
+    /// changed.
+    fn deliver(&self, u: &Update) {
+        let mut st = self.lock();
+        while st.gate == Gate::Pending || (st.gate == Gate::Open && st.busy.is_some()) {
+            st = self.wait(st);
+        }
+        if st.gate == Gate::Closed {
+            return;
+        }
+        st.busy = Some(std::thread::current().id());
+        let changed = st.seen.as_deref() != Some(&u.peers[..]);
+        if changed {
+            st.seen = Some(u.peers.clone());
+        }
+        drop(st);
+        for e in &u.events {
+            // Read the slot per event: a callback may replace it, a close stop it.
+            let slot = {
+                let st = self.lock();
+                if st.gate != Gate::Open {
+                    break;
+                }
+                st.event
+            };
+            if let Some(s) = slot {
+                call_event(s, e, u);
+            }
+        }
+        let slot = {
+            let st = self.lock();
+            if changed && st.gate == Gate::Open {
+                st.peers
+            } else {
+                None
+            }
+        };
+        if let Some(s) = slot {
+            call_peers(s, &u.peers);
+        }
+        self.finish();
+    }
+
+    /// Ends a callback run: first hands the current list to a peers callback
+    /// installed from inside it, then marks the handle idle.
+    fn finish(&self) {
+        loop {
+            let mut st = self.lock();
+            if std::mem::take(&mut st.peers_replaced) && st.gate == Gate::Open {
+                if let (Some(s), Some(list)) = (st.peers, st.seen.clone()) {
+                    drop(st);
+                    call_peers(s, &list);
+                    continue;
+                }
+            }
+            st.busy = None;
+            drop(st);
+            self.idle.notify_all();
+            return;
+        }
+    }
+
+    /// `gd_on_peers`: replace the slot, then give the new callback the current list.
+    fn set_peers(&self, slot: Option<Slot<PeersFn>>) {
+        let me = std::thread::current().id();
+        let mut st = self.lock();
+        if st.busy == Some(me) {
+            st.peers = slot;
+            st.peers_replaced = slot.is_some();
+            return;
+        }
+        while st.busy.is_some() {
+            st = self.wait(st);
+        }
+        st.peers = slot;
+        let (Some(s), Some(list), Gate::Open) = (slot, st.seen.clone(), st.gate) else {
+            return;
+        };
+        st.busy = Some(me);
+        drop(st);
+        call_peers(s, &list);
+        self.finish();
+    }
+
+    /// `gd_on_event`: replace the slot once no callback of the handle runs.
+    fn set_event(&self, slot: Option<Slot<EventFn>>) {
+        let me = std::thread::current().id();
+        let mut st = self.lock();
+        while st.busy.is_some() && st.busy != Some(me) {
+            st = self.wait(st);
+        }
+        st.event = slot;
+    }
+
+    /// Stops every callback: refused from inside one; otherwise waits for the one
+    /// running (on any thread), after which none runs again.
+    fn close(&self, what: &str) -> Result<(), Fail> {
+        let me = std::thread::current().id();
+        let mut st = self.lock();
+        if st.busy == Some(me) {
+            return Err(Fail::invalid(format!(
+                "{what} was called from the handle's own callback, where it would wait for \
+                 itself; close it from another thread (the handle stays open)"
+            )));
+        }
+        st.gate = Gate::Closed;
+        while st.busy.is_some() {
+            st = self.wait(st);
+        }
+        Ok(())
+    }
+}
+
+fn call_peers(s: Slot<PeersFn>, peers: &[String]) {
+    let c = CStrings::new(peers.iter().map(String::as_str));
+    // SAFETY: the caller registered `f` for exactly this signature; the array
+    // and strings live until it returns.
+    unsafe { (s.f)(s.user, c.as_ptr(), c.len()) };
+}
+
+fn call_event(s: Slot<EventFn>, e: &Event, u: &Update) {
+    let name = to_cstring(&e.member.name);
+    let strings: Vec<_> = e
+        .member
+        .metadata
+        .iter()
+        .map(|(k, v)| (to_cstring(k), to_cstring(v)))
+        .collect();
+    let entries: Vec<gd_metadata_entry> = strings
+        .iter()
+        .map(|(k, v)| gd_metadata_entry {
+            key: k.as_ptr(),
+            value: v.as_ptr(),
+        })
+        .collect();
+    let ev = gd_event {
+        kind: match e.kind {
+            EventKind::Joined => gd_event_kind::GD_EVENT_JOINED,
+            EventKind::Left => gd_event_kind::GD_EVENT_LEFT,
+            EventKind::Updated => gd_event_kind::GD_EVENT_UPDATED,
+        },
+        reason: match e.reason {
+            Reason::None => gd_reason::GD_REASON_NONE,
+            Reason::Closed => gd_reason::GD_REASON_CLOSED,
+            Reason::Timeout => gd_reason::GD_REASON_TIMEOUT,
+            Reason::Restarted => gd_reason::GD_REASON_RESTARTED,
+        },
+        name: name.as_ptr(),
+        metadata: if entries.is_empty() {
+            std::ptr::null()
+        } else {
+            entries.as_ptr()
+        },
+        metadata_count: entries.len(),
+        incarnation: e.member.incarnation,
+        epoch: u.epoch,
+        seq: u.seq,
+        snapshot: u.snapshot,
+    };
+    // SAFETY: as in `call_peers`; `ev` and what it points to outlive the call.
+    unsafe { (s.f)(s.user, &ev) };
+}
+
+/// A running subscriber (opaque): one of its own (`gd_subscriber_open`) or the
+/// one inside a client that watches (`gd_client_subscriber`).
+pub struct gd_subscriber {
+    sub: Subscriber,
+    watch: Arc<Watch>,
+    /// Owned by a `gd_client`: `gd_subscriber_close` refuses it.
+    in_client: bool,
+}
+
+impl gd_subscriber {
+    /// Builds and starts a subscriber from C options. The gate stays shut until
+    /// [`gd_subscriber::open_gate`].
+    pub(crate) unsafe fn start(
+        options: *const gd_subscriber_options,
+        in_client: bool,
+    ) -> Result<gd_subscriber, Fail> {
+        let o = read_options(options)?;
+        let publish = url_or(o.publish, "publish", DEFAULT_PUBLISH_URL)?;
+        let snapshot = super::opt_str(o.snapshot, "snapshot", gd_result::GD_INVALID_URL)?;
+        let snapshot = match (o.legacy != 0, snapshot) {
+            (true, Some(_)) => {
+                return Err(Fail::invalid(
+                    "legacy and snapshot exclude each other (a legacy publisher has no snapshot socket)",
+                ))
+            }
+            (true, None) => None,
+            (false, s) => Some(s.unwrap_or(DEFAULT_SNAPSHOT_URL).to_owned()),
+        };
+        let watch = Watch::new(&o);
+        let w = watch.clone();
+        let sub = Subscriber::builder()
+            .publish(publish)
+            .snapshot(snapshot)
+            .snapshot_timeout(Duration::from_millis(o.snapshot_timeout_ms.into()))
+            .stale_after(o.stale_after)
+            .on_update(move |u| w.deliver(u))
+            .start()?;
+        Ok(gd_subscriber {
+            sub,
+            watch,
+            in_client,
+        })
+    }
+
+    /// Lets callbacks run: called once the handle is stored in the caller's `*out`.
+    pub(crate) fn open_gate(&self) {
+        self.watch.set_gate(Gate::Open);
+    }
+
+    /// Closes from C: refused from inside one of its callbacks; otherwise waits for
+    /// a running callback, then stops the subscriber thread.
+    pub(crate) fn close(&mut self, what: &str) -> Result<(), Fail> {
+        if self.sub.on_own_thread() || self.watch.in_callback() {
+            return Err(Fail::invalid(format!(
+                "{what} was called from the handle's own callback, where it would wait for \
+                 itself; close it from another thread (the handle stays open)"
+            )));
+        }
+        self.watch.close(what)?;
+        self.sub.close();
+        Ok(())
+    }
+}
+
+unsafe fn handle<'a>(sub: *const gd_subscriber) -> Result<&'a gd_subscriber, Fail> {
+    sub.as_ref()
+        .ok_or_else(|| Fail::invalid("subscriber is NULL"))
+}
+
+/// Writes the default settings into `*options` (and sets its `struct_size`).
+/// Returns `GD_INVALID_OPTION` when `options` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn gd_subscriber_options_init(
+    options: *mut gd_subscriber_options,
+) -> gd_result {
+    init_options("gd_subscriber_options_init", options)
+}
+
+/// Opens a subscriber: subscribes to the publish URL, fetches a snapshot, then
+/// applies deltas, and calls the callbacks on every change.
+///
+/// `options` may be NULL (defaults, no callbacks); it is read only during the
+/// call. On success `*out` receives a new subscriber. **Ownership:** the caller
+/// owns it and frees it with `gd_subscriber_close`, exactly once. On failure
+/// `*out` is not written. `out` must not be NULL (`GD_INVALID_OPTION`).
+///
+/// The URLs are dialled without waiting: a server that is not up yet is retried
+/// in the background (state `GD_STATE_SYNCING` until the first snapshot).
+/// No callback runs before this call has stored the handle in `*out`.
+///
+/// Errors: `GD_INVALID_URL`, `GD_INVALID_OPTION`, `GD_TRANSPORT`, `GD_IO`.
+#[no_mangle]
+pub unsafe extern "C" fn gd_subscriber_open(
+    options: *const gd_subscriber_options,
+    out: *mut *mut gd_subscriber,
+) -> gd_result {
+    run("gd_subscriber_open", || {
+        if out.is_null() {
+            return Err(Fail::invalid("out is NULL"));
+        }
+        let sub = Box::new(gd_subscriber::start(options, false)?);
+        let ptr = Box::into_raw(sub);
+        *out = ptr;
+        (*ptr).open_gate();
+        Ok(())
+    })
+}
+
+/// Stops a subscriber and frees it. Waits for a callback in progress (on any
+/// thread); after it returns no callback of this subscriber runs.
+///
+/// **Ownership:** takes back a subscriber from `gd_subscriber_open`; afterwards
+/// the pointer is invalid. NULL is accepted (returns `GD_OK`). Never call it
+/// twice, nor while another thread uses the subscriber.
+///
+/// Refused with `GD_INVALID_OPTION`, the subscriber left open and working:
+/// - from inside one of this subscriber's callbacks (it would wait for itself;
+///   close it from another thread);
+/// - on the subscriber of a client (`gd_client_subscriber`): `gd_client_close`
+///   frees it.
+#[no_mangle]
+pub unsafe extern "C" fn gd_subscriber_close(sub: *mut gd_subscriber) -> gd_result {
+    run("gd_subscriber_close", || {
+        let Some(s) = sub.as_mut() else {
+            return Ok(());
+        };
+        if s.in_client {
+            return Err(Fail::invalid(
+                "this subscriber belongs to a client: gd_client_close frees it",
+            ));
+        }
+        s.close("gd_subscriber_close")?;
+        drop(Box::from_raw(sub));
+        Ok(())
+    })
+}
+
+/// Sets (or, with `callback = NULL`, removes) the peer-list callback of `sub`,
+/// replacing the one set before (by options or an earlier call). `sub` is a
+/// subscriber or the subscriber of a client that watches (`gd_client_subscriber`).
+///
+/// The callback receives the full sorted peer list: with the first view, then
+/// whenever the list of names changes (not for a metadata-only update), and once
+/// right away with the current list when there is one. It replaces the whole
+/// list of, for example, a groupcache pool.
+///
+/// **Threads:** the callback is called on the subscriber's library thread
+/// (`gd-subscriber`), except that the first call with the current list is made
+/// by this function, on the calling thread, before it returns. Calls for one
+/// subscriber never overlap. From another thread, this function first waits for
+/// a callback of `sub` in progress; once it returns the old callback is never
+/// called again, so its `user` may be freed. From inside a callback of `sub` it
+/// does not wait: the new callback gets the current list as soon as the running
+/// callback returns.
+///
+/// **In the callback** you may call any function of this API, on this or any
+/// other handle, except: closing `sub` or its client (refused with
+/// `GD_INVALID_OPTION`), and closing or registering on another handle whose
+/// callback may at that moment be waiting on `sub` (they would wait for each
+/// other). The callback must return; it must not unwind (throw) into the
+/// library. The arguments live until it returns; `user` is yours.
+///
+/// Returns `GD_INVALID_OPTION` when `sub` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn gd_on_peers(
+    sub: *mut gd_subscriber,
+    callback: gd_peers_cb,
+    user: *mut c_void,
+) -> gd_result {
+    run("gd_on_peers", || {
+        let w = handle(sub)?.watch.clone();
+        w.set_peers(callback.map(|f| Slot { f, user }));
+        Ok(())
+    })
+}
+
+/// Sets (or, with `callback = NULL`, removes) the event callback of `sub`:
+/// called once per member event (joined, left, updated, each with its reason
+/// and metadata), in order, before the peer-list callback of the same change.
+/// Events of the first view (`snapshot` true) are seen only by a callback set
+/// in `gd_subscriber_options`; one set later sees the changes after it.
+///
+/// Threads, waiting, what the callback may call, and lifetimes: as for
+/// `gd_on_peers` (this function never calls the callback itself).
+///
+/// Returns `GD_INVALID_OPTION` when `sub` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn gd_on_event(
+    sub: *mut gd_subscriber,
+    callback: gd_event_cb,
+    user: *mut c_void,
+) -> gd_result {
+    run("gd_on_event", || {
+        let w = handle(sub)?.watch.clone();
+        w.set_event(callback.map(|f| Slot { f, user }));
+        Ok(())
+    })
+}
+
+/// A copy of a peer list, from `gd_subscriber_peers`: `names` holds `count`
+/// NUL-terminated names, sorted, followed by a NULL entry. **Ownership:** the
+/// caller owns the list and frees it (with every string in it) with
+/// `gd_peer_list_free`, exactly once; it does not depend on the subscriber and
+/// may outlive it. Do not modify it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct gd_peer_list {
+    /// `count` names, then NULL.
+    pub names: *const *const c_char,
+    /// Number of names.
+    pub count: usize,
+}
+
+/// The allocation behind a `gd_peer_list`: the public part first, so a pointer to
+/// it is a pointer to the whole.
+#[repr(C)]
+struct PeerListBox {
+    list: gd_peer_list,
+    strings: CStrings,
+}
+
+/// Copies the current sorted peer list of `sub` (a subscriber or a client's
+/// subscriber), for a caller who polls instead of (or as well as) taking
+/// callbacks. Empty until the first view (see `gd_subscriber_state`).
+///
+/// On success `*out` receives a new list owned by the caller, to be freed with
+/// `gd_peer_list_free`; on failure `*out` is not written. May be called from
+/// any thread, callbacks included. Returns `GD_INVALID_OPTION` when `sub` or
+/// `out` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn gd_subscriber_peers(
+    sub: *const gd_subscriber,
+    out: *mut *mut gd_peer_list,
+) -> gd_result {
+    run("gd_subscriber_peers", || {
+        let s = handle(sub)?;
+        if out.is_null() {
+            return Err(Fail::invalid("out is NULL"));
+        }
+        let peers = s.sub.peers();
+        let strings = CStrings::new(peers.iter().map(String::as_str));
+        let b = Box::new(PeerListBox {
+            list: gd_peer_list {
+                names: strings.as_ptr(),
+                count: strings.len(),
+            },
+            strings,
+        });
+        *out = Box::into_raw(b).cast::<gd_peer_list>();
+        Ok(())
+    })
+}
+
+/// Frees a list from `gd_subscriber_peers`. NULL is accepted. Never call it twice
+/// on the same list.
+#[no_mangle]
+pub unsafe extern "C" fn gd_peer_list_free(list: *mut gd_peer_list) {
+    guard((), || {
+        if !list.is_null() {
+            drop(Box::from_raw(list.cast::<PeerListBox>()));
+        }
+    })
+}
+
+/// Writes the state of `sub` (a `gd_state` value) into `*out`. Any thread.
+/// Returns `GD_INVALID_OPTION` when `sub` or `out` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn gd_subscriber_state(
+    sub: *const gd_subscriber,
+    out: *mut gd_state,
+) -> gd_result {
+    run("gd_subscriber_state", || {
+        let s = handle(sub)?;
+        if out.is_null() {
+            return Err(Fail::invalid("out is NULL"));
+        }
+        *out = match s.sub.state() {
+            State::Syncing => gd_state::GD_STATE_SYNCING,
+            State::Live => gd_state::GD_STATE_LIVE,
+            State::Stale => gd_state::GD_STATE_STALE,
+        };
+        Ok(())
+    })
+}
+
+/// Writes the position of the view of `sub`, `(epoch, seq)`, into `*epoch` and
+/// `*seq`. Any thread. Returns `GD_INVALID_OPTION` when a pointer is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn gd_subscriber_position(
+    sub: *const gd_subscriber,
+    epoch: *mut u64,
+    seq: *mut u64,
+) -> gd_result {
+    run("gd_subscriber_position", || {
+        let s = handle(sub)?;
+        if epoch.is_null() || seq.is_null() {
+            return Err(Fail::invalid("epoch or seq is NULL"));
+        }
+        let (e, q) = s.sub.position();
+        *epoch = e;
+        *seq = q;
+        Ok(())
+    })
+}
+
+/// `"joined"`, `"left"` or `"updated"` for a `gd_event_kind` value, `"unknown"`
+/// otherwise: a static string, never NULL, never freed.
+#[no_mangle]
+pub extern "C" fn gd_event_kind_str(kind: i32) -> *const c_char {
+    let s: &'static str = match kind {
+        1 => "joined\0",
+        2 => "left\0",
+        3 => "updated\0",
+        _ => "unknown\0",
+    };
+    s.as_ptr().cast()
+}
+
+/// `"none"`, `"closed"`, `"timeout"` or `"restarted"` for a `gd_reason` value,
+/// `"unknown"` otherwise: a static string, never NULL, never freed.
+#[no_mangle]
+pub extern "C" fn gd_reason_str(reason: i32) -> *const c_char {
+    let s: &'static str = match reason {
+        0 => "none\0",
+        1 => "closed\0",
+        2 => "timeout\0",
+        3 => "restarted\0",
+        _ => "unknown\0",
+    };
+    s.as_ptr().cast()
+}
+
+/// `"syncing"`, `"live"` or `"stale"` for a `gd_state` value, `"unknown"`
+/// otherwise: a static string, never NULL, never freed.
+#[no_mangle]
+pub extern "C" fn gd_state_str(state: i32) -> *const c_char {
+    let s: &'static str = match state {
+        0 => "syncing\0",
+        1 => "live\0",
+        2 => "stale\0",
+        _ => "unknown\0",
+    };
+    s.as_ptr().cast()
+}

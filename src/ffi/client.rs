@@ -188,11 +188,11 @@ pub unsafe extern "C" fn gd_client_subscriber(client: *mut gd_client) -> *mut gd
 #[no_mangle]
 pub unsafe extern "C" fn gd_client_close(client: *mut gd_client) -> gd_result {
     run("gd_client_close", || {
-        let Some(c) = client.as_mut() else {
+        let Some(c) = client.as_ref() else {
             return Ok(());
         };
-        if let Some(w) = c.watch.as_mut() {
-            w.close("gd_client_close")?;
+        if let Some(w) = &c.watch {
+            w.stop_callbacks("gd_client_close")?;
         }
         drop(Box::from_raw(client));
         Ok(())

@@ -221,11 +221,6 @@ impl Watch {
         self.idle.notify_all();
     }
 
-    /// True when the calling thread is inside one of this handle's callbacks.
-    fn in_callback(&self) -> bool {
-        self.lock().busy == Some(std::thread::current().id())
-    }
-
     /// The subscriber's handler (on its thread): events, then the peer list if it
     /// changed.
     fn deliver(&self, u: &Update) {
@@ -438,18 +433,18 @@ impl gd_subscriber {
         self.watch.set_gate(Gate::Open);
     }
 
-    /// Closes from C: refused from inside one of its callbacks; otherwise waits for
-    /// a running callback, then stops the subscriber thread.
-    pub(crate) fn close(&mut self, what: &str) -> Result<(), Fail> {
-        if self.sub.on_own_thread() || self.watch.in_callback() {
+    /// The first half of closing from C, on a shared reference (a callback of
+    /// this handle may still be using it): refused from inside one of its
+    /// callbacks; otherwise waits for a running callback and lets none start.
+    /// Dropping the handle afterwards stops the subscriber thread.
+    pub(crate) fn stop_callbacks(&self, what: &str) -> Result<(), Fail> {
+        if self.sub.on_own_thread() {
             return Err(Fail::invalid(format!(
                 "{what} was called from the handle's own callback, where it would wait for \
                  itself; close it from another thread (the handle stays open)"
             )));
         }
-        self.watch.close(what)?;
-        self.sub.close();
-        Ok(())
+        self.watch.close(what)
     }
 }
 
@@ -512,7 +507,7 @@ pub unsafe extern "C" fn gd_subscriber_open(
 #[no_mangle]
 pub unsafe extern "C" fn gd_subscriber_close(sub: *mut gd_subscriber) -> gd_result {
     run("gd_subscriber_close", || {
-        let Some(s) = sub.as_mut() else {
+        let Some(s) = sub.as_ref() else {
             return Ok(());
         };
         if s.in_client {
@@ -520,7 +515,7 @@ pub unsafe extern "C" fn gd_subscriber_close(sub: *mut gd_subscriber) -> gd_resu
                 "this subscriber belongs to a client: gd_client_close frees it",
             ));
         }
-        s.close("gd_subscriber_close")?;
+        s.stop_callbacks("gd_subscriber_close")?;
         drop(Box::from_raw(sub));
         Ok(())
     })

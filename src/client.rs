@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use nng::options::{Options, SendTimeout};
 use nng::{PipeEvent, Protocol};
 
 use crate::error::{Error, Result};
@@ -108,6 +107,7 @@ impl Shared {
 pub struct Client {
     shared: Arc<Shared>,
     socket: nng::Socket,
+    inbox: Arc<net::Inbox>,
     thread: Option<JoinHandle<()>>,
     subscriber: Option<Subscriber>,
 }
@@ -143,9 +143,10 @@ impl Client {
         let socket = net::open(Protocol::Respondent0, true)?;
         net::set_recv_max(&socket, 64 * 1024)?;
         net::set_reconnect(&socket, cfg.reconnect_max)?;
-        socket
-            .set_opt::<SendTimeout>(Some(Duration::from_secs(1)))
-            .map_err(|e| Error::nng("setting the send timeout", e))?;
+        // No timeouts on this socket, ever: NNG 1.4 can touch a freed queue when an
+        // operation's timeout expires while the socket closes. Sends are
+        // non-blocking instead, with room for a burst.
+        net::set_buffers(&socket, None, Some(128))?;
         let native = wire::encode_answer(&member);
         let legacy = member.name.as_bytes().to_vec();
         let shared = Arc::new(Shared {
@@ -196,14 +197,16 @@ impl Client {
             Some(b) => Some(b.start().map_err(fail)?),
             None => None,
         };
-        let (s, sock) = (shared.clone(), socket.clone());
+        let inbox = net::Inbox::new(&socket).map_err(fail)?;
+        let (s, sock, ib) = (shared.clone(), socket.clone(), inbox.clone());
         let thread = std::thread::Builder::new()
             .name("gd-client".into())
-            .spawn(move || answer_loop(sock, s))
+            .spawn(move || answer_loop(sock, ib, s))
             .map_err(|e| fail(Error::Io(e)))?;
         Ok(Client {
             shared,
             socket,
+            inbox,
             thread: Some(thread),
             subscriber,
         })
@@ -272,12 +275,14 @@ impl Client {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        self.socket.close();
+        // Stop the receive, wait for the thread, and only then close (see net::Inbox).
+        self.inbox.stop();
         if let Some(t) = self.thread.take() {
             if t.thread().id() != std::thread::current().id() {
                 let _ = t.join();
             }
         }
+        self.socket.close();
         let _ = self.socket.pipe_notify(|_, _| {});
     }
 }
@@ -288,9 +293,9 @@ impl Drop for Client {
     }
 }
 
-fn answer_loop(socket: nng::Socket, shared: Arc<Shared>) {
+fn answer_loop(socket: nng::Socket, inbox: Arc<net::Inbox>, shared: Arc<Shared>) {
     loop {
-        let mut msg = match socket.recv() {
+        let survey = match inbox.recv() {
             Ok(m) => m,
             Err(nng::Error::Closed) => return,
             Err(e) => {
@@ -300,26 +305,24 @@ fn answer_loop(socket: nng::Socket, shared: Arc<Shared>) {
         };
         let answer = {
             let a = shared.answers.lock().unwrap_or_else(|e| e.into_inner());
-            let body = msg.as_slice();
-            if body.is_empty() {
+            if survey.body.is_empty() {
                 // The original Go server's survey: answer with the raw name.
                 Some(a.2.clone())
             } else {
-                match wire::decode(body, &shared.limits) {
+                match wire::decode(&survey.body, &shared.limits) {
                     Ok(Message::Survey { .. }) => Some(a.1.clone()),
                     Ok(_) => None,
                     Err(e) => {
-                        log::debug!("ignored a survey of {} bytes: {e}", body.len());
+                        log::debug!("ignored a survey of {} bytes: {e}", survey.body.len());
                         None
                     }
                 }
             }
         };
         let Some(answer) = answer else { continue };
-        // Keep the header (pipe id + survey id backtrace); replace the body.
-        msg.clear();
-        msg.push_back(&answer);
-        if let Err((_, e)) = socket.send(msg) {
+        // Same header (pipe id + survey id backtrace), the answer as body. Never
+        // blocks: if the queue is full the next survey is answered instead.
+        if let Err((_, e)) = socket.try_send(net::message(&survey.header, &answer)) {
             if e == nng::Error::Closed {
                 return;
             }

@@ -154,3 +154,104 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
         Ok(rl.rlim_cur as u64)
     }
 }
+
+/// One message as received: SP header, body and the connection it came through.
+pub(crate) struct Received {
+    pub header: Vec<u8>,
+    pub body: Vec<u8>,
+    pub pipe: u32,
+}
+
+/// A blocking receive that another thread can stop without a race.
+///
+/// Why not `Socket::recv` plus closing the socket to wake it: in NNG 1.4 a receive
+/// that starts while the socket is closing can wait forever (the closed queue takes
+/// it), and one with a timeout can touch freed memory when the timeout expires during
+/// the close. An aio that is stopped first (`nng_aio_stop`) fails every later receive
+/// at once, so the owner stops the inbox, joins its thread, and only then closes.
+pub(crate) struct Inbox {
+    aio: std::ptr::NonNull<nng_sys::nng_aio>,
+    socket: nng_sys::nng_socket,
+}
+
+// SAFETY: NNG aios may be waited on by one thread and stopped from another; `recv`
+// is only ever called by the one thread that owns the receive loop.
+unsafe impl Send for Inbox {}
+unsafe impl Sync for Inbox {}
+
+impl Inbox {
+    pub(crate) fn new(socket: &nng::Socket) -> Result<std::sync::Arc<Inbox>> {
+        let mut aio: *mut nng_sys::nng_aio = std::ptr::null_mut();
+        // SAFETY: a valid out-pointer; no callback.
+        let rv = unsafe { nng_sys::nng_aio_alloc(&mut aio, None, std::ptr::null_mut()) };
+        match std::ptr::NonNull::new(aio) {
+            Some(aio) if rv == 0 => Ok(std::sync::Arc::new(Inbox {
+                aio,
+                socket: socket.nng_socket(),
+            })),
+            _ => Err(Error::Io(std::io::Error::from(
+                std::io::ErrorKind::OutOfMemory,
+            ))),
+        }
+    }
+
+    /// Waits for the next message; `Err(Closed)` once stopped or closed.
+    pub(crate) fn recv(&self) -> std::result::Result<Received, nng::Error> {
+        let aio = self.aio.as_ptr();
+        // SAFETY: the aio is alive (we hold &self) and only this thread starts
+        // operations on it; the message is owned by us once taken from the aio.
+        unsafe {
+            nng_sys::nng_recv_aio(self.socket, aio);
+            nng_sys::nng_aio_wait(aio);
+            let rv = nng_sys::nng_aio_result(aio);
+            if rv != 0 {
+                return Err(match rv as u32 {
+                    nng_sys::NNG_ECANCELED | nng_sys::NNG_ECLOSED => nng::Error::Closed,
+                    code => nng::Error::from(std::num::NonZeroU32::new(code).expect("non-zero")),
+                });
+            }
+            let msg = nng_sys::nng_aio_get_msg(aio);
+            let copy = |p: *mut std::ffi::c_void, n: usize| {
+                if n == 0 {
+                    Vec::new()
+                } else {
+                    std::slice::from_raw_parts(p as *const u8, n).to_vec()
+                }
+            };
+            let r = Received {
+                header: copy(
+                    nng_sys::nng_msg_header(msg),
+                    nng_sys::nng_msg_header_len(msg),
+                ),
+                body: copy(nng_sys::nng_msg_body(msg), nng_sys::nng_msg_len(msg)),
+                pipe: nng_sys::nng_pipe_id(nng_sys::nng_msg_get_pipe(msg)) as u32,
+            };
+            nng_sys::nng_msg_free(msg);
+            Ok(r)
+        }
+    }
+
+    /// Cancels a receive in progress and makes every later one fail at once.
+    pub(crate) fn stop(&self) {
+        // SAFETY: the aio is alive; nng_aio_stop is safe against a concurrent wait.
+        unsafe { nng_sys::nng_aio_stop(self.aio.as_ptr()) }
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        // SAFETY: last owner; no operation can be in flight (the thread that used it
+        // has ended or holds no reference).
+        unsafe { nng_sys::nng_aio_free(self.aio.as_ptr()) }
+    }
+}
+
+/// Builds a message from an SP header and a body.
+pub(crate) fn message(header: &[u8], body: &[u8]) -> nng::Message {
+    let mut m = nng::Message::with_capacity(body.len());
+    if !header.is_empty() {
+        m.as_mut_header().push_back(header);
+    }
+    m.push_back(body);
+    m
+}

@@ -26,10 +26,12 @@ use crate::net;
 use crate::wire::{self, Message};
 
 /// A connection that has not announced itself this long gets an early survey
-/// (legacy clients never announce).
-const ANNOUNCE_GRACE: Duration = Duration::from_millis(20);
-/// Early surveys are at least this far apart (coalesced and rate-limited).
-const EARLY_SURVEY_GAP: Duration = Duration::from_millis(50);
+/// (legacy clients never announce; ours do within a millisecond or so).
+const ANNOUNCE_GRACE: Duration = Duration::from_millis(50);
+/// Early surveys are coalesced and at least this far apart (and at least a quarter
+/// of the interval): each one costs an answer from every member, so a burst of
+/// joins must not turn into a storm of surveys.
+const EARLY_SURVEY_GAP: Duration = Duration::from_millis(100);
 /// A closed connection's late answers are ignored for this long.
 const DEAD_PIPE_MEMORY: Duration = Duration::from_secs(60);
 
@@ -220,7 +222,7 @@ struct Shared {
 }
 
 enum Input {
-    Answer(nng::Message),
+    Answer(net::Received),
     PipeAdded(u32),
     PipeRemoved(u32),
     Stop,
@@ -244,6 +246,7 @@ pub struct ServerUrls {
 pub struct Server {
     shared: Arc<Shared>,
     sockets: Vec<nng::Socket>,
+    inboxes: Vec<Arc<net::Inbox>>,
     tx: Sender<Input>,
     threads: Vec<JoinHandle<()>>,
     urls: ServerUrls,
@@ -339,6 +342,13 @@ impl Server {
             e
         })?;
 
+        let inboxes = match (net::Inbox::new(&surveyor), net::Inbox::new(&rep)) {
+            (Ok(a), Ok(b)) => vec![a, b],
+            (Err(e), _) | (_, Err(e)) => {
+                close_all(&sockets);
+                return Err(e);
+            }
+        };
         let mut threads = Vec::new();
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -346,15 +356,15 @@ impl Server {
                 .spawn(f)
         };
         let started = (|| -> std::io::Result<()> {
-            let (s, sock, t) = (shared.clone(), surveyor.clone(), tx.clone());
+            let (s, ib, t) = (shared.clone(), inboxes[0].clone(), tx.clone());
             threads.push(spawn(
                 "answers",
-                Box::new(move || answers_thread(sock, t, s)),
+                Box::new(move || answers_thread(ib, t, s)),
             )?);
-            let (s, sock) = (shared.clone(), rep.clone());
+            let (s, sock, ib) = (shared.clone(), rep.clone(), inboxes[1].clone());
             threads.push(spawn(
                 "snapshot",
-                Box::new(move || snapshot_thread(sock, s)),
+                Box::new(move || snapshot_thread(sock, ib, s)),
             )?);
             let mut lp = Loop {
                 shared: shared.clone(),
@@ -373,8 +383,12 @@ impl Server {
             Ok(())
         })();
         if let Err(e) = started {
-            close_all(&sockets);
             let _ = tx.send(Input::Stop);
+            inboxes.iter().for_each(|i| i.stop());
+            threads.into_iter().for_each(|t| {
+                let _ = t.join();
+            });
+            close_all(&sockets);
             return Err(Error::Io(e));
         }
         log::debug!(
@@ -391,6 +405,7 @@ impl Server {
         Ok(Server {
             shared,
             sockets,
+            inboxes,
             tx,
             threads,
             urls,
@@ -438,12 +453,17 @@ impl Server {
 
     /// Stops the server: closes its sockets and joins its threads. Idempotent.
     pub fn close(&mut self) {
+        // Stop the receives, wait for the threads, and only then close the sockets
+        // (see net::Inbox for why not the other way round).
         let _ = self.tx.send(Input::Stop);
-        for s in &self.sockets {
-            s.close();
+        for i in &self.inboxes {
+            i.stop();
         }
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        for s in &self.sockets {
+            s.close();
         }
         // Break the socket → callback → channel cycle.
         if let Some(s) = self.sockets.first() {
@@ -458,9 +478,9 @@ impl Drop for Server {
     }
 }
 
-fn answers_thread(surveyor: nng::Socket, tx: Sender<Input>, shared: Arc<Shared>) {
+fn answers_thread(inbox: Arc<net::Inbox>, tx: Sender<Input>, shared: Arc<Shared>) {
     loop {
-        match surveyor.recv() {
+        match inbox.recv() {
             Ok(msg) => {
                 if tx.send(Input::Answer(msg)).is_err() {
                     return;
@@ -475,9 +495,9 @@ fn answers_thread(surveyor: nng::Socket, tx: Sender<Input>, shared: Arc<Shared>)
     }
 }
 
-fn snapshot_thread(rep: nng::Socket, shared: Arc<Shared>) {
+fn snapshot_thread(rep: nng::Socket, inbox: Arc<net::Inbox>, shared: Arc<Shared>) {
     loop {
-        let msg = match rep.recv() {
+        let msg = match inbox.recv() {
             Ok(m) => m,
             Err(nng::Error::Closed) => return,
             Err(e) => {
@@ -485,7 +505,7 @@ fn snapshot_thread(rep: nng::Socket, shared: Arc<Shared>) {
                 continue;
             }
         };
-        match wire::decode(msg.as_slice(), &shared.limits) {
+        match wire::decode(&msg.body, &shared.limits) {
             Ok(Message::SnapshotRequest) => {}
             other => {
                 shared.counters.dropped_requests.fetch_add(1, Relaxed);
@@ -493,7 +513,10 @@ fn snapshot_thread(rep: nng::Socket, shared: Arc<Shared>) {
                     Err(e) => e.to_string(),
                     Ok(_) => "not a snapshot request".into(),
                 };
-                log::debug!("dropped a snapshot request of {} bytes: {why}", msg.len());
+                log::debug!(
+                    "dropped a snapshot request of {} bytes: {why}",
+                    msg.body.len()
+                );
                 continue;
             }
         }
@@ -509,7 +532,9 @@ fn snapshot_thread(rep: nng::Socket, shared: Arc<Shared>) {
             )
         };
         shared.counters.snapshots.fetch_add(1, Relaxed);
-        if let Err((_, e)) = rep.send(&bytes[..]) {
+        // Never blocks; a reply that cannot go now is asked for again by the
+        // requester (req0 re-sends).
+        if let Err((_, e)) = rep.try_send(&bytes[..]) {
             if e == nng::Error::Closed {
                 return;
             }
@@ -557,8 +582,8 @@ impl Loop {
             }
             let mut early_at = None;
             if let Some(first) = self.pending_new.values().min() {
-                let at = (*first + ANNOUNCE_GRACE)
-                    .max(last_survey.map_or(now, |t| t + EARLY_SURVEY_GAP));
+                let gap = EARLY_SURVEY_GAP.max(self.interval / 4);
+                let at = (*first + ANNOUNCE_GRACE).max(last_survey.map_or(now, |t| t + gap));
                 if at <= now {
                     self.survey();
                     last_survey = Some(now);
@@ -610,9 +635,8 @@ impl Loop {
                 self.pending_new.remove(&p);
                 core.table.pipe_closed(p, &mut self.events);
             }
-            Input::Answer(mut msg) => {
-                let pipe = msg.pipe().map(net::pipe_id).unwrap_or(0);
-                self.answer(core, pipe, msg.as_slice());
+            Input::Answer(msg) => {
+                self.answer(core, msg.pipe, &msg.body);
             }
         }
         true

@@ -3,13 +3,24 @@
 //! already includes, then apply deltas as they come; resync on a seq gap, a new
 //! epoch or a digest mismatch; `stale` when heartbeats stop.
 //!
-//! Threads: one, `gd-subscriber`. It owns both sockets, applies publications to the
-//! [`Replica`] under a lock (so getters are consistent), releases the lock, then
-//! calls the handler. The handler runs on that thread and may call any method of the
-//! subscriber; a panic in it is caught and logged, and delivery goes on.
+//! Threads, three per subscriber:
+//! - `gd-sub-recv`: blocking receive on sub0; forwards each publication to the worker.
+//! - `gd-sub-snapshot`: on the worker's request, sends a snapshot request on req0 and
+//!   waits for the reply (req0 re-sends it every `snapshot_timeout` until a server
+//!   answers); forwards the snapshot to the worker.
+//! - `gd-subscriber`, the worker: applies publications and snapshots to the
+//!   [`Replica`] under a lock (so getters are consistent), releases the lock, then
+//!   calls the handler. Publications that arrive while a snapshot is awaited are kept
+//!   and applied after it. The handler runs only on this thread and may call any
+//!   method of the subscriber; a panic in it is caught and logged, and delivery goes on.
+//!
+//! No socket operation here has a timeout: NNG 1.4 can touch a freed queue when an
+//! operation's timeout expires while its socket closes, so the blocking threads are
+//! woken by closing the sockets instead.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -96,7 +107,8 @@ impl SubscriberBuilder {
         self.limits = l;
         self
     }
-    /// How long one snapshot request may take before it is retried (default 2 s).
+    /// How long a snapshot request waits for its reply before it is sent again
+    /// (default 2 s).
     pub fn snapshot_timeout(mut self, d: Duration) -> Self {
         self.snapshot_timeout = d;
         self
@@ -143,8 +155,13 @@ struct View {
 pub struct Subscriber {
     shared: Arc<Shared>,
     sockets: Vec<nng::Socket>,
+    /// The worker (the handler's thread).
     thread: Option<JoinHandle<()>>,
+    /// The receive and snapshot threads.
+    helpers: Vec<JoinHandle<()>>,
     thread_id: Option<ThreadId>,
+    tx: Sender<Input>,
+    inboxes: Vec<Arc<net::Inbox>>,
 }
 
 impl Subscriber {
@@ -182,7 +199,6 @@ impl Subscriber {
         net::set_buffers(&sub, Some(cfg.recv_buffer), None)?;
         net::set_recv_max(&sub, cfg.limits.max_message)?;
         net::set_reconnect(&sub, Duration::from_secs(1))?;
-        net::set_recv_timeout(&sub, Some(Duration::from_millis(100)))?;
         sub.set_opt::<Subscribe>(Vec::new())
             .map_err(|e| Error::nng("subscribing", e))?;
         let shared = Arc::new(Shared {
@@ -195,10 +211,17 @@ impl Subscriber {
             resyncs: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         });
+        let (tx, rx) = mpsc::channel::<Input>();
         let weak = Arc::downgrade(&shared);
+        let notify_tx = Mutex::new(tx.clone());
         sub.pipe_notify(move |_, ev| {
             if let (PipeEvent::AddPost, Some(s)) = (ev, weak.upgrade()) {
-                s.connected.store(true, Relaxed);
+                if !s.connected.swap(true, Relaxed) {
+                    let _ = notify_tx
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .send(Input::Connected);
+                }
             }
         })
         .map_err(|e| Error::nng("registering connection events", e))?;
@@ -215,10 +238,8 @@ impl Subscriber {
                         sockets.push(req.clone());
                         net::set_recv_max(&req, cfg.limits.max_snapshot)?;
                         net::set_reconnect(&req, Duration::from_secs(1))?;
-                        net::set_recv_timeout(&req, Some(cfg.snapshot_timeout))?;
-                        req.set_opt::<SendTimeout>(Some(cfg.snapshot_timeout))
-                            .and_then(|_| req.set_opt::<ResendTime>(Some(cfg.snapshot_timeout * 2)))
-                            .map_err(|e| Error::nng("setting request timeouts", e))?;
+                        req.set_opt::<ResendTime>(Some(cfg.snapshot_timeout))
+                            .map_err(|e| Error::nng("setting the request resend time", e))?;
                         net::dial(&req, url)?;
                         Ok(req)
                     })
@@ -230,30 +251,72 @@ impl Subscriber {
             }
             None => None,
         };
+        let mut inboxes = Vec::new();
+        for s in &sockets {
+            match net::Inbox::new(s) {
+                Ok(i) => inboxes.push(i),
+                Err(e) => {
+                    close_all(&sockets);
+                    return Err(e);
+                }
+            }
+        }
+        let (fetch_tx, fetch_rx) = mpsc::channel::<()>();
         let mut worker = Worker {
             shared: shared.clone(),
-            sub,
-            req,
+            fetch: req.as_ref().map(|_| fetch_tx),
             limits: cfg.limits,
             stale_after: cfg.stale_after,
             handler: cfg.handler,
             interval: Duration::from_secs(1),
             last_heard: Instant::now(),
             heartbeats_seen: false,
+            pending: Vec::new(),
         };
-        let thread = std::thread::Builder::new()
-            .name("gd-subscriber".into())
-            .spawn(move || worker.run())
-            .map_err(|e| {
+        let spawned = (|| -> std::io::Result<Vec<JoinHandle<()>>> {
+            let mut threads = Vec::new();
+            let (ib, t) = (inboxes[0].clone(), tx.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("gd-sub-recv".into())
+                    .spawn(move || recv_thread(ib, t))?,
+            );
+            if let Some(req) = req {
+                let (t, limits, ib) = (tx.clone(), cfg.limits, inboxes[1].clone());
+                threads.push(
+                    std::thread::Builder::new()
+                        .name("gd-sub-snapshot".into())
+                        .spawn(move || snapshot_thread(req, ib, fetch_rx, t, limits))?,
+                );
+            }
+            threads.push(
+                std::thread::Builder::new()
+                    .name("gd-subscriber".into())
+                    .spawn(move || worker.run(rx))?,
+            );
+            Ok(threads)
+        })();
+        let mut threads = match spawned {
+            Ok(t) => t,
+            Err(e) => {
+                // Threads already started end on their own: their receives fail once
+                // the inboxes are stopped and the sockets closed.
+                let _ = tx.send(Input::Stop);
+                inboxes.iter().for_each(|i| i.stop());
                 close_all(&sockets);
-                Error::Io(e)
-            })?;
+                return Err(Error::Io(e));
+            }
+        };
+        let thread = threads.pop().expect("worker thread");
         let thread_id = Some(thread.thread().id());
         Ok(Subscriber {
             shared,
             sockets,
             thread: Some(thread),
+            helpers: threads,
             thread_id,
+            tx,
+            inboxes,
         })
     }
 
@@ -305,13 +368,22 @@ impl Subscriber {
     /// from the handler itself. Idempotent.
     pub fn close(&mut self) {
         self.shared.stop.store(true, Relaxed);
-        for s in &self.sockets {
-            s.close();
+        let _ = self.tx.send(Input::Stop);
+        // Stop the receives, wait for the threads, and only then close the sockets
+        // (see net::Inbox for why not the other way round).
+        for i in &self.inboxes {
+            i.stop();
+        }
+        for t in self.helpers.drain(..) {
+            let _ = t.join();
         }
         if let Some(t) = self.thread.take() {
             if !self.on_own_thread() {
                 let _ = t.join();
             }
+        }
+        for s in &self.sockets {
+            s.close();
         }
         if let Some(s) = self.sockets.first() {
             let _ = s.pipe_notify(|_, _| {});
@@ -346,7 +418,11 @@ fn request_snapshot(req: &nng::Socket, limits: &Limits) -> Result<Snapshot> {
     let msg = req
         .recv()
         .map_err(|e| Error::nng("receiving a snapshot", e))?;
-    match wire::decode(msg.as_slice(), limits) {
+    decode_snapshot(msg.as_slice(), limits)
+}
+
+fn decode_snapshot(bytes: &[u8], limits: &Limits) -> Result<Snapshot> {
+    match wire::decode(bytes, limits) {
         Ok(Message::Snapshot(s)) => Ok(s),
         Ok(_) => Err(Error::Protocol(
             "the snapshot socket answered with another message type".into(),
@@ -355,64 +431,164 @@ fn request_snapshot(req: &nng::Socket, limits: &Limits) -> Result<Snapshot> {
     }
 }
 
+/// What the worker thread is told.
+enum Input {
+    /// The subscription connected for the first time.
+    Connected,
+    /// A publication, in arrival order.
+    Publication(Vec<u8>),
+    /// The outcome of a snapshot request.
+    Snapshot(Result<Snapshot>),
+    Stop,
+}
+
+fn recv_thread(inbox: Arc<net::Inbox>, tx: Sender<Input>) {
+    loop {
+        match inbox.recv() {
+            Ok(m) => {
+                if tx.send(Input::Publication(m.body)).is_err() {
+                    return;
+                }
+            }
+            Err(nng::Error::Closed) => return,
+            Err(e) => log::warn!("publish socket receive failed: {e}"),
+        }
+    }
+}
+
+fn snapshot_thread(
+    req: nng::Socket,
+    inbox: Arc<net::Inbox>,
+    asks: Receiver<()>,
+    tx: Sender<Input>,
+    limits: Limits,
+) {
+    while asks.recv().is_ok() {
+        // Non-blocking: fails at once while no server is connected (the worker
+        // retries with backoff); once sent, req0 re-sends it until a reply comes.
+        let r = match req.try_send(&wire::encode_snapshot_request()[..]) {
+            Err((_, e)) => Err(Error::nng("sending a snapshot request", e)),
+            Ok(()) => match inbox.recv() {
+                Ok(m) => decode_snapshot(&m.body, &limits),
+                Err(e) => Err(Error::nng("receiving a snapshot", e)),
+            },
+        };
+        if matches!(r, Err(Error::Closed)) || tx.send(Input::Snapshot(r)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Publications kept while a snapshot is awaited; past this many, the oldest are
+/// dropped (the gap then forces another snapshot).
+const MAX_PENDING: usize = 100_000;
+
 struct Worker {
     shared: Arc<Shared>,
-    sub: nng::Socket,
-    req: Option<nng::Socket>,
+    /// Asks the snapshot thread for a snapshot; None for a legacy publisher.
+    fetch: Option<Sender<()>>,
     limits: Limits,
     stale_after: u32,
     handler: Option<Handler>,
     interval: Duration,
     last_heard: Instant,
     heartbeats_seen: bool,
+    /// Publications received while a snapshot is awaited.
+    pending: Vec<Vec<u8>>,
 }
 
 impl Worker {
-    fn run(&mut self) {
+    fn run(&mut self, rx: Receiver<Input>) {
         let started = Instant::now();
-        let mut need_sync = self.req.is_some();
+        let mut need_sync = self.fetch.is_some();
+        let mut in_flight = false;
         let mut first = true;
-        let mut next_try = Instant::now();
+        let mut next_try = started;
         let mut backoff = Duration::from_millis(50);
         while !self.shared.stop.load(Relaxed) {
             let now = Instant::now();
-            // Wait (briefly) until the subscription is connected, so deltas after
-            // the snapshot are not missed; the heartbeat repairs it if they are.
+            // Ask for the snapshot once the subscription is up (so no delta after
+            // the snapshot is missed; a heartbeat repairs it if one is), or after 1 s.
             let ready =
                 self.shared.connected.load(Relaxed) || now >= started + Duration::from_secs(1);
-            if need_sync && ready && now >= next_try {
-                match self.sync(first) {
-                    Ok(()) => {
-                        need_sync = false;
-                        first = false;
-                        backoff = Duration::from_millis(50);
-                    }
-                    Err(e) => {
-                        log::debug!("snapshot failed: {e}");
-                        next_try = Instant::now() + backoff;
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
-                    }
+            if need_sync && !in_flight && ready && now >= next_try {
+                if let Some(f) = &self.fetch {
+                    in_flight = f.send(()).is_ok();
                 }
             }
-            match self.sub.recv() {
-                Ok(msg) => {
-                    if let Some(why) = self.handle(msg.as_slice(), need_sync) {
+            let mut wake = now + self.interval;
+            if need_sync && !in_flight {
+                wake = wake.min(next_try.max(started + Duration::from_secs(1)));
+            }
+            if self
+                .shared
+                .view
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .state
+                == State::Live
+            {
+                wake = wake.min(
+                    self.last_heard + self.interval * self.stale_after + Duration::from_millis(1),
+                );
+            }
+            let input = match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(i) => Some(i),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            match input {
+                None | Some(Input::Connected) => {}
+                Some(Input::Stop) => return,
+                Some(Input::Publication(m)) => {
+                    if need_sync && wire::is_native(&m) {
+                        if self.pending.len() >= MAX_PENDING {
+                            self.pending.remove(0);
+                        }
+                        self.pending.push(m);
+                    } else if let Some(why) = self.handle(&m) {
                         log::debug!("resync: {why:?}");
-                        need_sync = self.req.is_some();
+                        need_sync = self.fetch.is_some();
                         next_try = Instant::now();
                     }
                 }
-                Err(nng::Error::TimedOut) => {}
-                Err(nng::Error::Closed) => return,
-                Err(e) => log::warn!("publish socket receive failed: {e}"),
+                Some(Input::Snapshot(Ok(snap))) => {
+                    in_flight = false;
+                    match self.apply_snapshot(snap, first) {
+                        Ok(()) => {
+                            need_sync = false;
+                            first = false;
+                            backoff = Duration::from_millis(50);
+                            // Apply what came meanwhile; those the snapshot includes are skipped.
+                            for m in std::mem::take(&mut self.pending) {
+                                if need_sync {
+                                    self.pending.push(m);
+                                } else if let Some(why) = self.handle(&m) {
+                                    log::debug!("resync: {why:?}");
+                                    need_sync = true;
+                                    next_try = Instant::now();
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            log::debug!("snapshot refused: {e}");
+                            next_try = Instant::now() + backoff;
+                            backoff = (backoff * 2).min(Duration::from_secs(1));
+                        }
+                    }
+                }
+                Some(Input::Snapshot(Err(e))) => {
+                    in_flight = false;
+                    log::debug!("snapshot failed: {e}");
+                    next_try = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
             }
             self.check_stale();
         }
     }
 
-    fn sync(&mut self, first: bool) -> Result<()> {
-        let req = self.req.as_ref().ok_or(Error::Closed)?;
-        let snap = request_snapshot(req, &self.limits)?;
+    fn apply_snapshot(&mut self, snap: Snapshot, first: bool) -> Result<()> {
         self.interval = Duration::from_millis(snap.interval_ms.max(1) as u64);
         let update = {
             let mut v = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
@@ -440,7 +616,7 @@ impl Worker {
     }
 
     /// Applies one publication; returns why a resync is needed, if it is.
-    fn handle(&mut self, bytes: &[u8], need_sync: bool) -> Option<Resync> {
+    fn handle(&mut self, bytes: &[u8]) -> Option<Resync> {
         if !wire::is_native(bytes) {
             return match wire::decode_legacy_list(bytes, &self.limits) {
                 Ok(names) => {
@@ -471,15 +647,16 @@ impl Worker {
         }
         match wire::decode(bytes, &self.limits) {
             Ok(Message::Delta { epoch, seq, events }) => {
-                if need_sync {
-                    return None; // the coming snapshot covers it, or a later delta does
-                }
                 self.last_heard = Instant::now();
                 let update = {
                     let mut v = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
                     match v.replica.apply_delta(epoch, seq, events) {
                         Step::Applied(events) => {
+                            let revived = v.state == State::Stale;
                             v.state = State::Live;
+                            if events.is_empty() && !revived {
+                                return None;
+                            }
                             let (epoch, seq) = v.replica.position();
                             Update {
                                 epoch,
@@ -506,12 +683,8 @@ impl Worker {
                 self.interval = Duration::from_millis(hb.interval_ms.max(1) as u64);
                 let (check, revived) = {
                     let mut v = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
-                    let check = if need_sync {
-                        Ok(())
-                    } else {
-                        v.replica.check_heartbeat(&hb)
-                    };
-                    let revived = v.state == State::Stale && check.is_ok() && !need_sync;
+                    let check = v.replica.check_heartbeat(&hb);
+                    let revived = v.state == State::Stale && check.is_ok();
                     if revived {
                         v.state = State::Live;
                     }
@@ -542,7 +715,7 @@ impl Worker {
     }
 
     fn check_stale(&mut self) {
-        if !self.heartbeats_seen && self.req.is_none() {
+        if !self.heartbeats_seen && self.fetch.is_none() {
             return; // a legacy publisher sends no heartbeats
         }
         if self.last_heard.elapsed() <= self.interval * self.stale_after {

@@ -1,0 +1,141 @@
+//! `Server`: the discovery server, complete in Rust (it runs no Python code).
+
+use std::sync::{Mutex, MutexGuard};
+
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use gopherdiscovery as core;
+
+use crate::convert;
+use crate::errors;
+use crate::objects::{Member, ServerUrls};
+
+/// A discovery server: surveys members on `survey`, publishes every change on
+/// `publish` and serves snapshots on `snapshot`. Times are in seconds.
+///
+/// `close()` (or leaving the `with` block, or garbage collection) stops it; its
+/// members see their connections close and reconnect when a server comes back.
+#[pyclass(module = "gopherdiscovery", frozen)]
+pub struct Server {
+    inner: Mutex<Option<core::Server>>,
+    urls: core::ServerUrls,
+}
+
+impl Server {
+    fn inner(&self) -> MutexGuard<'_, Option<core::Server>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with<T>(&self, py: Python<'_>, f: impl FnOnce(&core::Server) -> T) -> PyResult<T> {
+        match self.inner().as_ref() {
+            Some(s) => Ok(f(s)),
+            None => Err(errors::closed(py, "the server")),
+        }
+    }
+}
+
+#[pymethods]
+impl Server {
+    #[new]
+    #[pyo3(signature = (
+        survey = core::DEFAULT_SURVEY_URL.to_owned(),
+        publish = core::DEFAULT_PUBLISH_URL.to_owned(),
+        snapshot = core::DEFAULT_SNAPSHOT_URL.to_owned(),
+        legacy_publish = None,
+        interval = 1.0,
+        deadline = 0.5,
+        evict_after = 3,
+    ))]
+    fn new(
+        py: Python<'_>,
+        survey: String,
+        publish: String,
+        snapshot: String,
+        legacy_publish: Option<String>,
+        interval: f64,
+        deadline: f64,
+        evict_after: i64,
+    ) -> PyResult<Self> {
+        let builder = core::Server::builder()
+            .survey(survey)
+            .publish(publish)
+            .snapshot(snapshot)
+            .legacy_publish(legacy_publish)
+            .interval(convert::seconds(py, "interval", interval)?)
+            .deadline(convert::seconds(py, "deadline", deadline)?)
+            .evict_after(convert::count(py, "evict_after", evict_after)?);
+        let server = py
+            .detach(move || builder.start())
+            .map_err(|e| errors::to_py(py, e))?;
+        Ok(Server {
+            urls: server.urls().clone(),
+            inner: Mutex::new(Some(server)),
+        })
+    }
+
+    /// The URLs as bound; still readable after `close()`.
+    #[getter]
+    fn urls(&self) -> ServerUrls {
+        ServerUrls::from(&self.urls)
+    }
+
+    /// The members now, sorted by name.
+    #[getter]
+    fn members<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let members = self.with(py, |s| s.members())?;
+        PyList::new(py, members.into_iter().map(Member))
+    }
+
+    /// This run's epoch (random per start).
+    #[getter]
+    fn epoch(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |s| s.epoch())
+    }
+
+    /// True after `close()`.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner().is_none()
+    }
+
+    /// Stops the server: closes its sockets and joins its threads (without the
+    /// GIL). Idempotent; safe from any thread.
+    fn close(&self, py: Python<'_>) {
+        let taken = self.inner().take();
+        if let Some(server) = taken {
+            py.detach(move || drop(server));
+        }
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.close(py);
+        false
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "<Server survey={} publish={} snapshot={}{}>",
+            crate::objects::py_repr(py, &self.urls.survey)?,
+            crate::objects::py_repr(py, &self.urls.publish)?,
+            crate::objects::py_repr(py, &self.urls.snapshot)?,
+            if self.closed() { " closed" } else { "" }
+        ))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let taken = self.inner().take();
+        if let Some(server) = taken {
+            // Garbage collection runs attached; joining the server's threads needs
+            // no Python, but let other Python threads run meanwhile.
+            Python::attach(|py| py.detach(move || drop(server)));
+        }
+    }
+}

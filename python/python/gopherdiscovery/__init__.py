@@ -1,0 +1,537 @@
+"""Service discovery on NNG: members answer surveys, subscribers get the peer list.
+
+    import gopherdiscovery
+
+    with gopherdiscovery.Client("http://10.0.0.1:8080", survey="tcp://127.0.0.1:40007"):
+        with gopherdiscovery.Subscriber() as sub:
+            for peers in sub.changes():
+                print(peers)
+
+A ``Server`` surveys its members every ``interval`` and publishes every change; a
+``Client`` is a member; a ``Subscriber`` keeps a copy of the member set and hands it
+to the application through callbacks (``on_peers``, ``on_event``), a blocking
+iterator (``changes``), an async iterator (``changes_async``) or ``wait_for``.
+
+Threads: the library's own threads (Rust) never run Python code. A subscriber's
+updates are queued in Rust; callbacks run on one Python thread per subscriber, the
+*dispatcher*, started at the first ``on_peers``/``on_event``. Blocking waits release
+the GIL and come back every 50 ms to check for signals, so Ctrl-C interrupts them.
+A callback that raises is logged (logger ``gopherdiscovery``) and delivery goes on.
+``close()`` is idempotent and safe from any thread, including from a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import errno
+import itertools
+import logging
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Callable, Literal, Optional, TypeVar
+
+from . import _gopherdiscovery as _ext
+from ._gopherdiscovery import (
+    DEFAULT_PUBLISH_URL,
+    DEFAULT_SNAPSHOT_URL,
+    DEFAULT_SURVEY_URL,
+    AddressInUseError,
+    ClosedError,
+    Error,
+    Event,
+    InvalidMemberError,
+    InvalidOptionError,
+    InvalidUrlError,
+    IoError,
+    Member,
+    ProtocolError,
+    Server,
+    ServerUrls,
+    TimeoutError,
+    TransportError,
+    Update,
+    __version__,
+)
+
+__all__ = [
+    "DEFAULT_PUBLISH_URL",
+    "DEFAULT_SNAPSHOT_URL",
+    "DEFAULT_SURVEY_URL",
+    "AddressInUseError",
+    "AsyncPeerChanges",
+    "Client",
+    "ClosedError",
+    "Error",
+    "Event",
+    "InvalidMemberError",
+    "InvalidOptionError",
+    "InvalidUrlError",
+    "IoError",
+    "Member",
+    "PeerChanges",
+    "ProtocolError",
+    "Server",
+    "ServerUrls",
+    "State",
+    "Subscriber",
+    "TimeoutError",
+    "TransportError",
+    "Update",
+    "__version__",
+]
+
+logger = logging.getLogger("gopherdiscovery")
+
+State = Literal["syncing", "live", "stale"]
+"""A subscriber's state: no snapshot yet, in step with the server, or no heartbeat lately."""
+
+_PeersCallback = TypeVar("_PeersCallback", bound=Callable[[list[str]], object])
+_EventCallback = TypeVar("_EventCallback", bound=Callable[[Event], object])
+
+
+def _timed_out(message: str) -> TimeoutError:
+    return TimeoutError(errno.ETIMEDOUT, message)
+
+
+def _deadline(timeout: Optional[float]) -> Optional[float]:
+    if timeout is None:
+        return None
+    if not timeout >= 0:  # also catches NaN
+        raise InvalidOptionError(f"invalid option timeout: must be None or >= 0 seconds, got {timeout!r}")
+    return time.monotonic() + timeout
+
+
+def _remaining(deadline: Optional[float]) -> Optional[float]:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+class PeerChanges(Iterator[list[str]]):
+    """Blocking iterator of peer lists (see ``Subscriber.changes``).
+
+    Yields the current list as soon as there is one, then each new list. Stops when
+    no new list comes within ``timeout`` seconds (if given), or when the subscriber
+    or the iterator is closed. Each wait releases the GIL; Ctrl-C interrupts it.
+    """
+
+    def __init__(self, cursor: _ext.Cursor, timeout: Optional[float]) -> None:
+        self._cursor = cursor
+        _deadline(timeout)  # validates
+        self._timeout = timeout
+        self._last: Optional[list[str]] = None
+
+    def _step(self, update: Optional[Update]) -> Optional[list[str]]:
+        """The list to yield for this update, or None to keep waiting."""
+        if update is None or not update.synced:
+            return None
+        peers = update.peers
+        if peers == self._last:
+            return None
+        self._last = peers
+        return list(peers)
+
+    def __iter__(self) -> PeerChanges:
+        return self
+
+    def __next__(self) -> list[str]:
+        deadline = _deadline(self._timeout)
+        while True:
+            try:
+                update = self._cursor.wait(_remaining(deadline))
+            except ClosedError:
+                raise StopIteration from None
+            if update is None:  # timed out
+                self.close()
+                raise StopIteration
+            peers = self._step(update)
+            if peers is not None:
+                return peers
+
+    def close(self) -> None:
+        """Ends the iteration; a wait in progress on another thread returns at once."""
+        self._cursor.close()
+
+    def __enter__(self) -> PeerChanges:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self._cursor.close()
+
+
+class AsyncPeerChanges(AsyncIterator[list[str]]):
+    """``async for`` over peer lists (see ``Subscriber.changes_async``).
+
+    Each wait runs the blocking wait in the event loop's default executor; a
+    cancelled wait closes the iterator, which ends the worker's wait at once.
+    """
+
+    def __init__(self, cursor: _ext.Cursor, timeout: Optional[float]) -> None:
+        self._sync = PeerChanges(cursor, timeout)
+
+    def __aiter__(self) -> AsyncPeerChanges:
+        return self
+
+    async def __anext__(self) -> list[str]:
+        sync = self._sync
+        deadline = _deadline(sync._timeout)
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                update = await loop.run_in_executor(None, sync._cursor.wait, _remaining(deadline))
+            except ClosedError:
+                raise StopAsyncIteration from None
+            except BaseException:
+                # Cancelled (or worse): end the worker's wait, then let it through.
+                sync.close()
+                raise
+            if update is None:
+                sync.close()
+                raise StopAsyncIteration
+            peers = sync._step(update)
+            if peers is not None:
+                return peers
+
+    async def aclose(self) -> None:
+        """Ends the iteration."""
+        self._sync.close()
+
+    def close(self) -> None:
+        """Ends the iteration (from any thread)."""
+        self._sync.close()
+
+
+class _Dispatcher:
+    """The Python thread that runs one subscriber's callbacks, in registration order.
+
+    Each callback has its own cursor, made when it is added, so it sees a consistent
+    stream from that moment: ``on_peers`` callbacks get the current list first,
+    ``on_event`` callbacks a "joined" event for each member present. A master cursor
+    (no events) wakes the thread; then each callback's cursor is read without waiting.
+    """
+
+    _numbers = itertools.count(1)
+
+    def __init__(self, core: _ext.SubscriberCore) -> None:
+        self._core = core
+        self._master = core.cursor(events=False)
+        self._lock = threading.Lock()
+        # [callback, cursor, last peers given (on_peers only)]
+        self._peers: list[tuple[Callable[[list[str]], object], _ext.Cursor, list[Optional[list[str]]]]] = []
+        self._events: list[tuple[Callable[[Event], object], _ext.Cursor]] = []
+        self._thread = threading.Thread(
+            target=self._run, name=f"gopherdiscovery-dispatch-{next(self._numbers)}", daemon=True
+        )
+        self._thread.start()
+
+    def add_peers(self, callback: Callable[[list[str]], object]) -> None:
+        with self._lock:
+            self._peers.append((callback, self._core.cursor(replay=True, events=False), [None]))
+        self._core.poke()
+
+    def add_event(self, callback: Callable[[Event], object]) -> None:
+        with self._lock:
+            self._events.append((callback, self._core.cursor(replay=True)))
+        self._core.poke()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._master.wait()
+                with self._lock:
+                    peers_callbacks = list(self._peers)
+                    event_callbacks = list(self._events)
+                for on_event, cursor in event_callbacks:
+                    update = cursor.wait(0)
+                    if update is None:
+                        continue
+                    if update.lost:
+                        logger.warning("%d events dropped before on_event callback %r took them", update.lost, on_event)
+                    for event in update.events:
+                        if self._master.closed:
+                            return
+                        _call(on_event, event)
+                for on_peers, cursor, last in peers_callbacks:
+                    update = cursor.wait(0)
+                    if update is None or not update.synced:
+                        continue
+                    peers = update.peers
+                    if peers == last[0]:
+                        continue
+                    last[0] = peers
+                    if self._master.closed:
+                        return
+                    _call(on_peers, list(peers))
+        except ClosedError:
+            return
+        except BaseException:  # a bug here must not pass silently
+            logger.exception("the gopherdiscovery dispatcher stopped")
+
+    def stop(self) -> None:
+        """Stops the thread; waits for a callback in progress unless called from one."""
+        self._master.close()
+        with self._lock:
+            for entry in self._peers:
+                entry[1].close()
+            for _, cursor in self._events:
+                cursor.close()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+
+_T = TypeVar("_T")
+
+
+def _call(callback: Callable[[_T], object], arg: _T) -> None:
+    try:
+        callback(arg)
+    except Exception:
+        logger.exception("callback %r raised; delivery goes on", callback)
+
+# Every open subscriber and client, closed at interpreter exit so that no
+# dispatcher thread is still waiting in Rust when Python finalizes.
+_live: weakref.WeakSet[_Watching] = weakref.WeakSet()  # noqa: F821 (annotation only)
+
+
+@atexit.register
+def _close_all() -> None:
+    for handle in list(_live):
+        handle.close()
+
+
+class _Watching:
+    """What a subscriber offers; shared by ``Subscriber`` and a watching ``Client``."""
+
+    _subscriber: Optional[_ext.SubscriberCore]
+    _dispatcher: Optional[_Dispatcher]
+    _lock: threading.Lock
+    _closed: bool
+
+    def _init_watching(self, subscriber: Optional[_ext.SubscriberCore]) -> None:
+        self._subscriber = subscriber
+        self._dispatcher = None
+        self._lock = threading.Lock()
+        self._closed = False
+        _live.add(self)
+
+    def _sub(self) -> _ext.SubscriberCore:
+        if self._subscriber is None:
+            raise InvalidOptionError(
+                "invalid option publish: this client does not watch; "
+                "pass publish= (and snapshot=) to Client() to get peers, members and callbacks"
+            )
+        return self._subscriber
+
+    @property
+    def peers(self) -> list[str]:
+        """The peer names now, sorted."""
+        return self._sub().peers
+
+    @property
+    def members(self) -> list[Member]:
+        """The members now (name, metadata, incarnation), sorted by name."""
+        return self._sub().members
+
+    @property
+    def state(self) -> State:
+        """One of "syncing" (no snapshot yet), "live" or "stale" (no heartbeat lately)."""
+        return self._sub().state
+
+    def _dispatch(self) -> _Dispatcher:
+        sub = self._sub()
+        with self._lock:
+            if self._closed:
+                raise ClosedError(f"the {type(self).__name__.lower()} is closed")
+            if self._dispatcher is None:
+                self._dispatcher = _Dispatcher(sub)
+            return self._dispatcher
+
+    def on_peers(self, callback: _PeersCallback) -> _PeersCallback:
+        """Calls ``callback(peers)`` with the current sorted peer list (once there is
+        one) and again each time the list changes, on the dispatcher thread.
+        Returns ``callback``, so it also works as a decorator."""
+        self._dispatch().add_peers(callback)
+        return callback
+
+    def on_event(self, callback: _EventCallback) -> _EventCallback:
+        """Calls ``callback(event)`` for every change, on the dispatcher thread: first
+        a "joined" event for each member present now, then each joined/left/updated
+        event in order. Returns ``callback``, so it also works as a decorator."""
+        self._dispatch().add_event(callback)
+        return callback
+
+    def changes(self, timeout: Optional[float] = None) -> PeerChanges:
+        """A blocking iterator of peer lists: the current list as soon as there is
+        one, then each new list. It stops when no new list comes within ``timeout``
+        seconds (None: never) and when the subscriber closes."""
+        return PeerChanges(self._sub().cursor(replay=True, events=False), timeout)
+
+    def changes_async(self, timeout: Optional[float] = None) -> AsyncPeerChanges:
+        """``changes()`` for ``async for``; waits in the event loop's default executor."""
+        return AsyncPeerChanges(self._sub().cursor(replay=True, events=False), timeout)
+
+    def wait_for(self, predicate: Callable[[list[str]], bool], timeout: Optional[float] = None) -> list[str]:
+        """Blocks until ``predicate(peers)`` is true, checking the current list and then
+        every update (metadata updates too); returns that list. Raises
+        ``gopherdiscovery.TimeoutError`` after ``timeout`` seconds and ``ClosedError``
+        when the subscriber closes meanwhile."""
+        deadline = _deadline(timeout)
+        cursor = self._sub().cursor(replay=True, events=False)
+        last: Optional[list[str]] = None
+        try:
+            while True:
+                update = cursor.wait(_remaining(deadline))
+                if update is None:
+                    raise _timed_out(f"no peer list satisfied the predicate within {timeout} s (last: {last!r})")
+                if update.synced:
+                    last = update.peers
+                    if predicate(list(last)):
+                        return last
+        finally:
+            cursor.close()
+
+    def _close_watching(self) -> None:
+        with self._lock:
+            self._closed = True
+            dispatcher = self._dispatcher
+        if self._subscriber is not None:
+            self._subscriber.close()
+        if dispatcher is not None:
+            dispatcher.stop()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+
+class Subscriber(_Watching):
+    """Keeps a copy of the member set: subscribes to ``publish``, fetches a snapshot
+    from ``snapshot`` (None: a legacy publisher, every message is the full list),
+    then applies every change.
+
+    Read it with ``peers``, ``members`` and ``state``; follow it with ``on_peers``,
+    ``on_event``, ``changes()``, ``changes_async()`` or ``wait_for()``. ``close()`` (or
+    the end of a ``with`` block) stops it; after ``close()`` returns no callback runs
+    (unless it was called from a callback, which returns at once).
+    """
+
+    def __init__(
+        self,
+        publish: str = DEFAULT_PUBLISH_URL,
+        snapshot: Optional[str] = DEFAULT_SNAPSHOT_URL,
+    ) -> None:
+        self._init_watching(None)
+        self._subscriber = _ext.SubscriberCore(publish, snapshot)
+        self._publish = publish
+
+    @property
+    def closed(self) -> bool:
+        """True after ``close()``."""
+        return self._closed
+
+    def close(self) -> None:
+        """Stops the subscriber and its dispatcher. Idempotent; safe from any thread,
+        including from inside a callback."""
+        self._close_watching()
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else self.state
+        return f"<Subscriber publish={self._publish!r} {state}>"
+
+
+class Client(_Watching):
+    """A member of the mesh: answers the surveys of the servers at ``survey`` (one
+    URL or a list) with ``service`` and ``metadata`` (str to str).
+
+    With ``publish=`` (and ``snapshot=``, as for ``Subscriber``) it also watches the
+    member set and offers everything a ``Subscriber`` does. ``close()`` (or the end
+    of a ``with`` block) leaves: servers see the member go at once (reason "closed").
+    """
+
+    def __init__(
+        self,
+        service: str,
+        survey: str | Sequence[str] = DEFAULT_SURVEY_URL,
+        metadata: Optional[Mapping[str, str]] = None,
+        *,
+        publish: Optional[str] = None,
+        snapshot: Optional[str] = DEFAULT_SNAPSHOT_URL,
+    ) -> None:
+        self._init_watching(None)
+        if publish is None and snapshot != DEFAULT_SNAPSHOT_URL:
+            raise InvalidOptionError("invalid option snapshot: given without publish; pass publish= too to watch")
+        self._service = service
+        if publish is not None:
+            self._subscriber = _ext.SubscriberCore(publish, snapshot)
+        try:
+            self._client = _ext.ClientCore(service, survey, metadata)
+        except BaseException:
+            self._close_watching()
+            raise
+
+    @property
+    def member(self) -> Member:
+        """This member as announced: name, metadata, incarnation."""
+        return self._client.member
+
+    @property
+    def connections(self) -> int:
+        """Number of live connections to servers."""
+        return self._client.connections
+
+    @property
+    def watching(self) -> bool:
+        """True when made with ``publish=`` (peers, members and callbacks work)."""
+        return self._subscriber is not None
+
+    def set_metadata(self, metadata: Mapping[str, str]) -> None:
+        """Replaces the metadata; servers publish an "updated" event at once."""
+        self._client.set_metadata(metadata)
+
+    @property
+    def closed(self) -> bool:
+        """True after ``close()``."""
+        return self._closed
+
+    def close(self) -> None:
+        """Leaves the mesh (and stops watching). Idempotent; safe from any thread,
+        including from inside a callback."""
+        self._close_watching()
+        client = getattr(self, "_client", None)
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Client service={self._service!r}{' closed' if self._closed else ''}>"

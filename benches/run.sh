@@ -39,7 +39,10 @@ fi
 
 out=docs/bench
 mkdir -p "$out"
-"$exe" full --out "$out" "$@" | tee "$out/output.txt"
+# A failed scenario still leaves its results: plot and tables first, exit code last.
+rc=0
+"$exe" full --out "$out" "$@" | tee "$out/output.txt" || rc=$?
+[ -f "$out/raw.json" ] || exit "${rc/#0/1}"
 
 # The plot (matplotlib goes into .venv, in full mode only).
 py=.venv/bin/python
@@ -63,3 +66,4 @@ _, tail = rest.split(end, 1)
 open(doc, "w", encoding="utf-8").write(f"{head}{begin}\n{new}\n{end}{tail}")
 print(f"updated the tables of {doc}", file=sys.stderr)
 PY
+exit "$rc"

@@ -35,6 +35,8 @@ const BULK_PORT: u32 = 10_000;
 const VICTIM_PORT: u32 = 40_000;
 const STOP_PORT: u32 = 50_000;
 const MEMBERS_PER_HOST: usize = 1_000;
+/// A kill this soon after a regular survey lands in the burst of N answers.
+const ROUND_WINDOW_NS: u64 = 100_000_000;
 
 struct Cfg {
     mode: &'static str,
@@ -321,6 +323,9 @@ struct TapCounts {
     hb_msgs: u64,
     hb_bytes: u64,
     max_msg: u64,
+    /// When the last heartbeat arrived: the server sends it right after each
+    /// regular survey, so it marks the start of a survey round.
+    last_hb_ns: u64,
 }
 
 struct Tap {
@@ -358,6 +363,7 @@ impl Tap {
                             (Some(0xFF), Some(4)) => {
                                 g.hb_msgs += 1;
                                 g.hb_bytes += b.len() as u64;
+                                g.last_hb_ns = now_ns();
                             }
                             _ => {}
                         }
@@ -593,6 +599,12 @@ impl Bench {
         if !skip.contains("joinkill") {
             self.join_kill(n, &mut srv, &subs, &tap)?;
         }
+        if !complete {
+            self.note(&format!(
+                "N={n}: no SIGSTOP and churn samples (setup incomplete)"
+            ));
+            return Ok(());
+        }
         if !skip.contains("stop") {
             self.stop(n, &subs)?;
         }
@@ -763,6 +775,8 @@ impl Bench {
         ));
         let (mut join, mut kill) = (Vec::new(), Vec::new());
         let (mut join_to, mut kill_to) = (0, 0);
+        // Kill latencies [between rounds, within ROUND_WINDOW_NS after a survey].
+        let mut kill_by_phase: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         let mut reasons: HashMap<&'static str, u64> = HashMap::new();
         let tap0 = tap.get();
         let (surveys0, t0) = (srv.surveys()?, now_ns());
@@ -787,14 +801,24 @@ impl Bench {
                 join.push(ms(seen.saturating_sub(t_start)));
             } else {
                 join_to += 1;
+                if join.is_empty() && join_to >= 3 {
+                    // The server accepts no new connection (see the setup line).
+                    self.failures
+                        .push(format!("N={n}: new members cannot connect"));
+                    break;
+                }
+                continue; // never joined: nothing to see leave (Drop kills it)
             }
             std::thread::sleep(Duration::from_millis(self.rng.range(5, 30)));
             let t_kill = now_ns();
             p.signal(libc::SIGKILL);
+            let phase = t_kill.saturating_sub(tap.get().last_hb_ns) % self.cfg.interval_ns();
             if subs.t.wait(Duration::from_secs(10), |g| {
                 Tracker::all_left(g, &name).map(|t| seen = t).is_some()
             }) {
                 kill.push(ms(seen.saturating_sub(t_kill)));
+                let in_round = phase < ROUND_WINDOW_NS;
+                kill_by_phase[in_round as usize].push(ms(seen.saturating_sub(t_kill)));
                 let r = subs.t.m.lock().unwrap().left_reason.get(&name).copied();
                 *reasons
                     .entry(r.and_then(Reason::as_str).unwrap_or("none"))
@@ -817,6 +841,11 @@ impl Bench {
         self.emit(j);
         let mut j =
             summary(Json::new("kill9").n("n", n as f64), &kill).n("timeouts", kill_to as f64);
+        let [between, within] = kill_by_phase.map(sorted);
+        j = j
+            .n("in_round_samples", within.len() as f64)
+            .n("in_round_p99_ms", pct(&within, 99.0))
+            .n("between_rounds_p99_ms", pct(&between, 99.0));
         for (r, c) in reasons {
             j = j.n(&format!("reason_{r}"), c as f64);
         }
@@ -1300,6 +1329,16 @@ fn tables(results: &[Json]) -> String {
         "2. `kill -9` of a member process → every subscriber has seen it leave",
         "kill9",
     );
+    o.push_str("\n`kill -9` p99 by when the kill landed: within 100 ms after a regular survey (while N answers arrive) or between rounds (ms)\n\n| N | kills within a round | p99 within a round | p99 between rounds |\n| ---: | ---: | ---: | ---: |\n");
+    for j in of("kill9") {
+        o.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            nl(j),
+            f(j.num("in_round_samples")),
+            f(j.num("in_round_p99_ms")),
+            f(j.num("between_rounds_p99_ms"))
+        ));
+    }
     o.push_str("\n**3. SIGSTOP of a member → evicted, every subscriber notified** (ms)\n\n| N | samples | min | p50 | max | bound: interval × evict_after + deadline |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for j in of("sigstop") {
         o.push_str(&format!(

@@ -131,6 +131,8 @@ static inline void sub_options(gd_subscriber_options *o, const struct mesh *m) {
     gd_subscriber_options_init(o);
     o->publish = m->publish;
     o->snapshot = m->snapshot;
+    /* A loaded machine may delay heartbeats; the tests never expect stale. */
+    o->stale_after = 1000;
 }
 
 static inline gd_result join_as(const struct mesh *m, const char *name, const gd_subscriber_options *watch,

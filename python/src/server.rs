@@ -47,6 +47,7 @@ impl Server {
         deadline = 0.5,
         evict_after = 3,
     ))]
+    #[allow(clippy::too_many_arguments)] // one per keyword argument of Server()
     fn new(
         py: Python<'_>,
         survey: String,

@@ -27,7 +27,8 @@
  *   newer library, which gives fields it did not know their defaults.
  * - Threads. Every function may be called from any thread, and handles may be
  *   shared between threads, except that a gd_*_close must not run at the same
- *   time as any other call on the same handle. Servers, clients and subscribers
+ *   time as another call on the same handle (calls made by the handle's own
+ *   callbacks are fine: close waits for them). Servers, clients and subscribers
  *   run library threads (named gd-*); callbacks run on the subscriber's thread,
  *   never two at once for one handle (see gd_on_peers for the whole contract).
  * - Closing. gd_*_close waits for a callback in progress; after it returns no
@@ -586,7 +587,8 @@ struct gd_subscriber *gd_client_subscriber(struct gd_client *client);
  *
  * **Ownership:** takes back a client from `gd_client_join`; afterwards the
  * pointer and its subscriber pointer are invalid. NULL is accepted (returns
- * `GD_OK`). Never call it twice, nor while another thread uses the client.
+ * `GD_OK`). Never call it twice, nor while another thread uses the client
+ * (except from the client's own callbacks, which it waits for).
  *
  * Refused with `GD_INVALID_OPTION` (the client left open and working) when
  * called from inside a callback of the client's own subscriber: it would wait
@@ -667,7 +669,8 @@ gd_result gd_subscriber_open(const struct gd_subscriber_options *options,
  *
  * **Ownership:** takes back a subscriber from `gd_subscriber_open`; afterwards
  * the pointer is invalid. NULL is accepted (returns `GD_OK`). Never call it
- * twice, nor while another thread uses the subscriber.
+ * twice, nor while another thread uses the subscriber (except from its own
+ * callbacks, which it waits for).
  *
  * Refused with `GD_INVALID_OPTION`, the subscriber left open and working:
  * - from inside one of this subscriber's callbacks (it would wait for itself;

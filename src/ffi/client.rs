@@ -180,7 +180,8 @@ pub unsafe extern "C" fn gd_client_subscriber(client: *mut gd_client) -> *mut gd
 ///
 /// **Ownership:** takes back a client from `gd_client_join`; afterwards the
 /// pointer and its subscriber pointer are invalid. NULL is accepted (returns
-/// `GD_OK`). Never call it twice, nor while another thread uses the client.
+/// `GD_OK`). Never call it twice, nor while another thread uses the client
+/// (except from the client's own callbacks, which it waits for).
 ///
 /// Refused with `GD_INVALID_OPTION` (the client left open and working) when
 /// called from inside a callback of the client's own subscriber: it would wait

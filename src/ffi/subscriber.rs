@@ -497,7 +497,8 @@ pub unsafe extern "C" fn gd_subscriber_open(
 ///
 /// **Ownership:** takes back a subscriber from `gd_subscriber_open`; afterwards
 /// the pointer is invalid. NULL is accepted (returns `GD_OK`). Never call it
-/// twice, nor while another thread uses the subscriber.
+/// twice, nor while another thread uses the subscriber (except from its own
+/// callbacks, which it waits for).
 ///
 /// Refused with `GD_INVALID_OPTION`, the subscriber left open and working:
 /// - from inside one of this subscriber's callbacks (it would wait for itself;

@@ -286,7 +286,7 @@ static void members_join_and_leave_with_events(void) {
     CHECK_RC(gd_subscriber_state(sub, &st), GD_OK);
     CHECK(st == GD_STATE_LIVE);
     CHECK_RC(gd_subscriber_position(sub, &epoch, &seq), GD_OK);
-    CHECK(epoch != 0 && seq >= 2);
+    CHECK(epoch != 0 && seq >= 1); /* both joins may share one publication */
 
     CHECK_RC(gd_client_set_metadata(b, md2, 1), GD_OK);
     WAIT_EVENT(&r, "updated http://10.0.0.2:8080 none zone=b\n");

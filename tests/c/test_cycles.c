@@ -1,8 +1,9 @@
 /*
  * Open/close cycles of every handle kind: the process must not grow. Counted
  * after a warm-up (NNG starts its global threads on first use): open file
- * descriptors and threads must come back to the same number; leaks are left to
- * valgrind (tests/c/run.sh runs this under memcheck).
+ * descriptors and threads must come back to at most the number before. Memory
+ * is left to the sanitizer (tests/c/run.sh builds this with AddressSanitizer +
+ * LeakSanitizer: any leak fails the run).
  *
  *     test_cycles [N]    N cycles of each kind (default 1000)
  */
@@ -41,7 +42,8 @@ static int settled(struct usage before, struct usage *after) {
     long long end = now_ms() + 15000;
     for (;;) {
         *after = usage_now();
-        if (after->fds == before.fds && after->threads == before.threads) return 1;
+        /* Fewer is fine: the warm-up's own connections may close late. */
+        if (after->fds <= before.fds && after->threads <= before.threads) return 1;
         if (now_ms() >= end) return 0;
         pause_ms(10);
     }

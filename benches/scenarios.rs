@@ -859,7 +859,11 @@ impl Bench {
         let mut md = gopherdiscovery::Metadata::new();
         md.insert("zone".into(), "a".into());
         let own = name.len() + gopherdiscovery::wire::metadata_len(&md);
-        let per = bytes as f64 / events.max(1) as f64;
+        let per = if events > 0 {
+            bytes as f64 / events as f64
+        } else {
+            f64::NAN // no change measured
+        };
         self.emit(
             Json::new("bytes_per_change")
                 .n("n", n as f64)
@@ -1291,11 +1295,7 @@ fn tables(results: &[Json]) -> String {
         .map(|j| {
             (
                 f(j.num("n")),
-                format!(
-                    "{} ({} connected)",
-                    f(j.num("n")),
-                    f(j.num("members").map(|m| m + 1.0))
-                ),
+                format!("{} ({} connected)", f(j.num("n")), f(j.num("members"))),
             )
         })
         .collect();

@@ -105,6 +105,8 @@ impl Shared {
 /// A running member. Dropping it (or [`Client::close`]) closes its connections,
 /// which the server sees at once (reason `closed`).
 pub struct Client {
+    started: std::time::Instant,
+    dials: usize,
     shared: Arc<Shared>,
     socket: nng::Socket,
     inbox: Arc<net::Inbox>,
@@ -204,6 +206,8 @@ impl Client {
             .spawn(move || answer_loop(sock, ib, s))
             .map_err(|e| fail(Error::Io(e)))?;
         Ok(Client {
+            started: std::time::Instant::now(),
+            dials: surveys.len(),
             shared,
             socket,
             inbox,
@@ -269,6 +273,9 @@ impl Client {
     pub fn close(&mut self) {
         if let Some(sub) = self.subscriber.as_mut() {
             sub.close();
+        }
+        if self.thread.is_some() {
+            net::settle_before_close(self.started, || self.connections() >= self.dials);
         }
         self.shared
             .socket

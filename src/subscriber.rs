@@ -139,6 +139,8 @@ impl SubscriberBuilder {
 struct Shared {
     view: Mutex<View>,
     connected: AtomicBool,
+    /// The snapshot socket has a connection (or there is none to have).
+    req_connected: AtomicBool,
     stop: AtomicBool,
     resyncs: AtomicU64,
     dropped: AtomicU64,
@@ -153,6 +155,7 @@ struct View {
 /// `close` returns no handler call runs (unless `close` was called from the handler
 /// itself, which returns at once and lets the thread finish on its own).
 pub struct Subscriber {
+    started: Instant,
     shared: Arc<Shared>,
     sockets: Vec<nng::Socket>,
     /// The worker (the handler's thread).
@@ -207,6 +210,7 @@ impl Subscriber {
                 state: State::Syncing,
             }),
             connected: AtomicBool::new(false),
+            req_connected: AtomicBool::new(cfg.snapshot.is_none()),
             stop: AtomicBool::new(false),
             resyncs: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -240,6 +244,20 @@ impl Subscriber {
                         net::set_reconnect(&req, Duration::from_secs(1))?;
                         req.set_opt::<ResendTime>(Some(cfg.snapshot_timeout))
                             .map_err(|e| Error::nng("setting the request resend time", e))?;
+                        // Every new snapshot connection wakes the worker: a request
+                        // that failed for want of one is retried at once.
+                        let weak = Arc::downgrade(&shared);
+                        let notify_tx = Mutex::new(tx.clone());
+                        req.pipe_notify(move |_, ev| {
+                            if let (PipeEvent::AddPost, Some(s)) = (ev, weak.upgrade()) {
+                                s.req_connected.store(true, Relaxed);
+                                let _ = notify_tx
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .send(Input::Connected);
+                            }
+                        })
+                        .map_err(|e| Error::nng("registering connection events", e))?;
                         net::dial(&req, url)?;
                         Ok(req)
                     })
@@ -310,6 +328,7 @@ impl Subscriber {
         let thread = threads.pop().expect("worker thread");
         let thread_id = Some(thread.thread().id());
         Ok(Subscriber {
+            started: Instant::now(),
             shared,
             sockets,
             thread: Some(thread),
@@ -367,6 +386,12 @@ impl Subscriber {
     /// Stops the subscriber. Waits for a handler call in progress, unless called
     /// from the handler itself. Idempotent.
     pub fn close(&mut self) {
+        if self.thread.is_some() {
+            let s = &self.shared;
+            net::settle_before_close(self.started, || {
+                s.connected.load(Relaxed) && s.req_connected.load(Relaxed)
+            });
+        }
         self.shared.stop.store(true, Relaxed);
         let _ = self.tx.send(Input::Stop);
         // Stop the receives, wait for the threads, and only then close the sockets
@@ -384,8 +409,7 @@ impl Subscriber {
         }
         for s in &self.sockets {
             s.close();
-        }
-        if let Some(s) = self.sockets.first() {
+            // Break the socket → callback → channel cycle.
             let _ = s.pipe_notify(|_, _| {});
         }
     }
@@ -509,8 +533,9 @@ impl Worker {
             let now = Instant::now();
             // Ask for the snapshot once the subscription is up (so no delta after
             // the snapshot is missed; a heartbeat repairs it if one is), or after 1 s.
-            let ready =
-                self.shared.connected.load(Relaxed) || now >= started + Duration::from_secs(1);
+            let ready = (self.shared.connected.load(Relaxed)
+                && self.shared.req_connected.load(Relaxed))
+                || now >= started + Duration::from_secs(1);
             if need_sync && !in_flight && ready && now >= next_try {
                 if let Some(f) = &self.fetch {
                     in_flight = f.send(()).is_ok();
@@ -538,7 +563,11 @@ impl Worker {
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             match input {
-                None | Some(Input::Connected) => {}
+                None => {}
+                Some(Input::Connected) => {
+                    next_try = Instant::now();
+                    backoff = Duration::from_millis(50);
+                }
                 Some(Input::Stop) => return,
                 Some(Input::Publication(m)) => {
                     if need_sync && wire::is_native(&m) {

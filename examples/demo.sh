@@ -58,7 +58,7 @@ pids+=($!)
 names=(http://127.0.0.1:8001)
 victim_name=http://127.0.0.1:8002
 if [ -x build/c/member ]; then
-  build/c/member "$survey" "$publish" "$snapshot" http://127.0.0.1:8002 >"$work/c.out" 2>&1 &
+  build/c/member http://127.0.0.1:8002 "$survey" "$publish" "$snapshot" lang=c >"$work/c.out" 2>&1 &
   victim=$!
   echo "   (member 2 is the C example)"
 else

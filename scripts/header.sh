@@ -5,15 +5,13 @@
 #   bash scripts/header.sh --check    exit 1 with the diff when the checked-in header is stale
 #   bash scripts/header.sh --install  only make sure cbindgen is in .tools/bin
 #
-# cbindgen is pinned and installed into the ignored folder .tools/. A copy of the
-# binary is kept in ~/.cache/gopherdiscovery (GD_TOOLS_CACHE overrides it), so a
-# fresh clone on the same machine (CI) does not compile it again (~2 minutes).
+# cbindgen is pinned and installed into the ignored folder .tools/ (compiled once
+# per checkout, about 2 minutes; nothing is cached outside the repository).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CBINDGEN_VERSION=0.29.4
 bin=.tools/bin/cbindgen
-cache="${GD_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gopherdiscovery}/cbindgen-$CBINDGEN_VERSION"
 
 have() { [ -x "$1" ] && [ "$("$1" --version 2>/dev/null)" = "cbindgen $CBINDGEN_VERSION" ]; }
 
@@ -23,15 +21,8 @@ install_cbindgen() {
   exec 9>.tools/.lock
   flock 9
   have "$bin" && return 0
-  if have "$cache/cbindgen"; then
-    cp "$cache/cbindgen" "$bin"
-  else
-    echo "header.sh: installing cbindgen $CBINDGEN_VERSION into .tools (once)" >&2
-    cargo install --quiet --locked "cbindgen@$CBINDGEN_VERSION" --root .tools
-    if mkdir -p "$cache" 2>/dev/null; then
-      cp "$bin" "$cache/cbindgen.tmp.$$" && mv "$cache/cbindgen.tmp.$$" "$cache/cbindgen" || true
-    fi
-  fi
+  echo "header.sh: installing cbindgen $CBINDGEN_VERSION into .tools (once)" >&2
+  cargo install --quiet --locked "cbindgen@$CBINDGEN_VERSION" --root .tools
   have "$bin" || { echo "header.sh: cbindgen $CBINDGEN_VERSION did not install" >&2; exit 1; }
 }
 

@@ -216,11 +216,6 @@ def test_create_and_close_200_times_leaks_no_thread_or_descriptor(url: Callable[
     _cycles(url, settle=True)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="core: connections closed while NNG still negotiates them keep their descriptors "
-    "(reproduced without Python: Client start+close against a running server leaks ~1 fd in 3)",
-)
 def test_closing_mid_connection_200_times_leaks_no_descriptor(url: Callable[[str], str]) -> None:
     _cycles(url, settle=False, grace=3.0)
 

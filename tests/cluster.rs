@@ -165,7 +165,11 @@ fn a_watcher_turns_stale_when_the_server_stops_and_live_when_it_resumes() {
     w.json_where("m seen", |v| peers(v) == ["m"]);
     server.signal(libc::SIGSTOP);
     let v = w.json_where("stale after 3 missed heartbeats", |v| v["state"] == "stale");
-    assert_eq!(peers(&v), vec!["m"], "the last known view is kept while stale");
+    assert_eq!(
+        peers(&v),
+        vec!["m"],
+        "the last known view is kept while stale"
+    );
     assert!(v["events"].as_array().unwrap().is_empty());
     server.signal(libc::SIGCONT);
     w.json_where("live again", |v| v["state"] == "live");

@@ -25,12 +25,21 @@ impl Pool {
 
     /// The peer that owns `key` (simple modulo sharding for the example).
     fn owner(&self, key: &str) -> Option<&str> {
-        let h = key.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-        self.peers.get((h % self.peers.len().max(1) as u64) as usize).map(String::as_str)
+        let h = key
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+        self.peers
+            .get((h % self.peers.len().max(1) as u64) as usize)
+            .map(String::as_str)
     }
 }
 
-fn start(survey: &str, publish: &str, snapshot: &str, name: &str) -> gopherdiscovery::Result<(Client, Arc<Mutex<Pool>>)> {
+fn start(
+    survey: &str,
+    publish: &str,
+    snapshot: &str,
+    name: &str,
+) -> gopherdiscovery::Result<(Client, Arc<Mutex<Pool>>)> {
     let pool = Arc::new(Mutex::new(Pool::default()));
     let p = pool.clone();
     let client = Client::builder(name)

@@ -28,9 +28,9 @@ use crate::wire::{self, Message};
 /// A connection that has not announced itself this long gets an early survey
 /// (legacy clients never announce; ours do within a millisecond or so).
 const ANNOUNCE_GRACE: Duration = Duration::from_millis(50);
-/// Early surveys are coalesced and at least this far apart (and at least a quarter
-/// of the interval): each one costs an answer from every member, so a burst of
-/// joins must not turn into a storm of surveys.
+/// Early surveys are coalesced, at most one per interval, and at least this far (and
+/// a quarter interval) after the last survey: each one costs an answer from every
+/// member, so a burst of joins must not turn into a storm of surveys.
 const EARLY_SURVEY_GAP: Duration = Duration::from_millis(100);
 /// A closed connection's late answers are ignored for this long.
 const DEAD_PIPE_MEMORY: Duration = Duration::from_secs(60);
@@ -563,11 +563,16 @@ impl Loop {
         let mut next_round = Instant::now();
         let mut round_end: Option<Instant> = None;
         let mut last_survey: Option<Instant> = None;
+        // At most one early survey between two regular ones: under a mass join a
+        // busy server answers announces late, and early surveys of everyone would
+        // then make it busier still (a feedback loop seen at ~7,000 members).
+        let mut early_this_round = false;
         loop {
             let now = Instant::now();
             if now >= next_round {
                 self.survey();
                 self.heartbeat();
+                early_this_round = false;
                 last_survey = Some(now);
                 round_end = Some(now + self.deadline);
                 next_round += self.interval;
@@ -581,11 +586,14 @@ impl Loop {
                 self.end_round(now);
             }
             let mut early_at = None;
-            if let Some(first) = self.pending_new.values().min() {
+            if early_this_round {
+                // The next regular survey reaches the pending connections.
+            } else if let Some(first) = self.pending_new.values().min() {
                 let gap = EARLY_SURVEY_GAP.max(self.interval / 4);
                 let at = (*first + ANNOUNCE_GRACE).max(last_survey.map_or(now, |t| t + gap));
                 if at <= now {
                     self.survey();
+                    early_this_round = true;
                     last_survey = Some(now);
                     self.pending_new.clear();
                 } else {

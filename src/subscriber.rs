@@ -151,6 +151,21 @@ struct View {
     state: State,
 }
 
+impl View {
+    /// What the application is told: this view now, with `events`.
+    fn update(&self, snapshot: bool, events: Vec<Event>) -> Update {
+        let (epoch, seq) = self.replica.position();
+        Update {
+            epoch,
+            seq,
+            state: self.state,
+            snapshot,
+            peers: self.replica.peers(),
+            events,
+        }
+    }
+}
+
 /// A running subscriber. Dropping it (or [`Subscriber::close`]) stops it; after
 /// `close` returns no handler call runs (unless `close` was called from the handler
 /// itself, which returns at once and lets the thread finish on its own).
@@ -601,16 +616,14 @@ impl Worker {
                         }
                         Err(e) => {
                             log::debug!("snapshot refused: {e}");
-                            next_try = Instant::now() + backoff;
-                            backoff = (backoff * 2).min(Duration::from_secs(1));
+                            next_try = back_off(&mut backoff);
                         }
                     }
                 }
                 Some(Input::Snapshot(Err(e))) => {
                     in_flight = false;
                     log::debug!("snapshot failed: {e}");
-                    next_try = Instant::now() + backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    next_try = back_off(&mut backoff);
                 }
             }
             self.check_stale();
@@ -626,15 +639,7 @@ impl Worker {
                 .apply_snapshot(snap)
                 .map_err(|r| Error::Protocol(format!("{r:?}")))?;
             v.state = State::Live;
-            let (epoch, seq) = v.replica.position();
-            Update {
-                epoch,
-                seq,
-                state: State::Live,
-                snapshot: true,
-                peers: v.replica.peers(),
-                events,
-            }
+            v.update(true, events)
         };
         if !first {
             self.shared.resyncs.fetch_add(1, Relaxed);
@@ -655,15 +660,7 @@ impl Worker {
                         let first = !v.replica.is_synced();
                         let events = v.replica.apply_legacy(names);
                         v.state = State::Live;
-                        let (epoch, seq) = v.replica.position();
-                        Update {
-                            epoch,
-                            seq,
-                            state: State::Live,
-                            snapshot: first,
-                            peers: v.replica.peers(),
-                            events,
-                        }
+                        v.update(first, events)
                     };
                     self.deliver(&update);
                     None
@@ -686,15 +683,7 @@ impl Worker {
                             if events.is_empty() && !revived {
                                 return None;
                             }
-                            let (epoch, seq) = v.replica.position();
-                            Update {
-                                epoch,
-                                seq,
-                                state: State::Live,
-                                snapshot: false,
-                                peers: v.replica.peers(),
-                                events,
-                            }
+                            v.update(false, events)
                         }
                         Step::Ignored => return None,
                         Step::Resync(r) => {
@@ -720,7 +709,7 @@ impl Worker {
                     if check.is_err() {
                         v.replica.unsync();
                     }
-                    (check, revived.then(|| state_update(&v)))
+                    (check, revived.then(|| v.update(false, Vec::new())))
                 };
                 if let Some(u) = revived {
                     self.deliver(&u);
@@ -756,7 +745,7 @@ impl Worker {
                 return;
             }
             v.state = State::Stale;
-            state_update(&v)
+            v.update(false, Vec::new())
         };
         self.deliver(&update);
     }
@@ -770,14 +759,9 @@ impl Worker {
     }
 }
 
-fn state_update(v: &View) -> Update {
-    let (epoch, seq) = v.replica.position();
-    Update {
-        epoch,
-        seq,
-        state: v.state,
-        snapshot: false,
-        peers: v.replica.peers(),
-        events: Vec::new(),
-    }
+/// When to retry a failed snapshot request; doubles the wait, up to 1 s.
+fn back_off(backoff: &mut Duration) -> Instant {
+    let at = Instant::now() + *backoff;
+    *backoff = (*backoff * 2).min(Duration::from_secs(1));
+    at
 }

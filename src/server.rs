@@ -28,10 +28,11 @@ use crate::wire::{self, Message};
 /// A connection that has not announced itself this long gets an early survey
 /// (legacy clients never announce; ours do within a millisecond or so).
 const ANNOUNCE_GRACE: Duration = Duration::from_millis(50);
-/// Early surveys are coalesced, at most one per interval, and at least this far (and
-/// a quarter interval) after the last survey: each one costs an answer from every
-/// member, so a burst of joins must not turn into a storm of surveys.
-const EARLY_SURVEY_GAP: Duration = Duration::from_millis(100);
+/// Early surveys are coalesced, at most one batch per this gap. Each batch goes
+/// only to the connections still waiting (a pipe-targeted survey, see
+/// vendor/nng-sys/PATCHES.md), so a mass join costs one message per joiner, not
+/// one per member.
+const EARLY_SURVEY_GAP: Duration = Duration::from_millis(50);
 /// A closed connection's late answers are ignored for this long.
 const DEAD_PIPE_MEMORY: Duration = Duration::from_secs(60);
 
@@ -562,18 +563,12 @@ impl Loop {
     fn run(&mut self, rx: mpsc::Receiver<Input>) {
         let mut next_round = Instant::now();
         let mut round_end: Option<Instant> = None;
-        let mut last_survey: Option<Instant> = None;
-        // At most one early survey between two regular ones: under a mass join a
-        // busy server answers announces late, and early surveys of everyone would
-        // then make it busier still (a feedback loop seen at ~7,000 members).
-        let mut early_this_round = false;
+        let mut last_early: Option<Instant> = None;
         loop {
             let now = Instant::now();
             if now >= next_round {
-                self.survey();
+                self.survey(&[]);
                 self.heartbeat();
-                early_this_round = false;
-                last_survey = Some(now);
                 round_end = Some(now + self.deadline);
                 next_round += self.interval;
                 if next_round <= now {
@@ -586,16 +581,13 @@ impl Loop {
                 self.end_round(now);
             }
             let mut early_at = None;
-            if early_this_round {
-                // The next regular survey reaches the pending connections.
-            } else if let Some(first) = self.pending_new.values().min() {
-                let gap = EARLY_SURVEY_GAP.max(self.interval / 4);
-                let at = (*first + ANNOUNCE_GRACE).max(last_survey.map_or(now, |t| t + gap));
+            if let Some(first) = self.pending_new.values().min() {
+                let at =
+                    (*first + ANNOUNCE_GRACE).max(last_early.map_or(now, |t| t + EARLY_SURVEY_GAP));
                 if at <= now {
-                    self.survey();
-                    early_this_round = true;
-                    last_survey = Some(now);
-                    self.pending_new.clear();
+                    let pipes: Vec<u32> = self.pending_new.drain().map(|(p, _)| p).collect();
+                    self.survey(&pipes);
+                    last_early = Some(now);
                 } else {
                     early_at = Some(at);
                 }
@@ -709,22 +701,40 @@ impl Loop {
         }
     }
 
-    fn survey(&mut self) {
+    /// Sends a survey to every connection, or (early surveys) to `pipes` only.
+    fn survey(&mut self, pipes: &[u32]) {
         self.round += 1;
         let mut id = 0x8000_0000 | (self.round as u32 & 0x7FFF_FFFF);
         if id == wire::ANNOUNCE_ID {
             self.round += 1;
             id += 1;
         }
-        let mut msg = nng::Message::new();
-        msg.as_mut_header().push_back(&id.to_be_bytes());
-        msg.push_back(&wire::encode_survey(self.shared.epoch, self.round));
-        match self.surveyor.send(msg) {
-            Ok(()) => {
-                self.shared.counters.surveys.fetch_add(1, Relaxed);
+        let body = wire::encode_survey(self.shared.epoch, self.round);
+        let targets: Vec<Option<u32>> = if pipes.is_empty() {
+            vec![None]
+        } else {
+            pipes.iter().copied().map(Some).collect()
+        };
+        for target in targets {
+            let msg = net::message(&id.to_be_bytes(), &body);
+            if let Some(pipe) = target {
+                // SAFETY: a live message we own; the patched raw surveyor sends a
+                // message with a pipe set to that pipe only (an unknown one: nowhere).
+                unsafe {
+                    nng_sys::nng_msg_set_pipe(
+                        msg.nng_msg(),
+                        nng_sys::nng_pipe_s {
+                            _bindgen_opaque_blob: pipe,
+                        },
+                    )
+                }
             }
-            Err((_, e)) => log::warn!("survey not sent: {e}"),
+            if let Err((_, e)) = self.surveyor.send(msg) {
+                log::warn!("survey not sent: {e}");
+                return;
+            }
         }
+        self.shared.counters.surveys.fetch_add(1, Relaxed);
     }
 
     fn heartbeat(&mut self) {

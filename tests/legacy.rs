@@ -156,3 +156,63 @@ fn watch_legacy_prints_the_legacy_publishers_list() {
     tx.send(()).unwrap();
     sender.join().unwrap();
 }
+
+/// Reads native surveys on a raw respondent that never announces (what a legacy
+/// client looks like to the server) and returns their round numbers, until one
+/// has a round above `until` (or, with `until` = None, the first one).
+fn rounds_until(sock: &nng::Socket, until: Option<u64>) -> Vec<u64> {
+    let end = Instant::now() + DEADLINE;
+    let mut rounds = Vec::new();
+    loop {
+        assert!(Instant::now() < end, "no survey past round {until:?}: saw {rounds:?}");
+        let Ok(m) = sock.recv() else { continue };
+        let limits = gopherdiscovery::Limits::default();
+        if let Ok(gopherdiscovery::wire::Message::Survey { round, .. }) =
+            gopherdiscovery::wire::decode(m.as_slice(), &limits)
+        {
+            rounds.push(round);
+            if until.map_or(true, |u| round > u) {
+                return rounds;
+            }
+        }
+    }
+}
+
+#[test]
+fn an_early_survey_goes_only_to_the_connection_that_has_not_announced() {
+    let dir = Scratch::new("legacy-early");
+    // A long interval: between the regular surveys (at the start, then 5 s later),
+    // only early ones are sent.
+    let server = Server::builder()
+        .survey(dir.url("survey"))
+        .publish(dir.url("publish"))
+        .snapshot(dir.url("snapshot"))
+        .interval(Duration::from_secs(5))
+        .deadline(Duration::from_secs(1))
+        .start()
+        .unwrap();
+    let connect = || {
+        let s = nng::Socket::new(nng::Protocol::Respondent0).unwrap();
+        s.set_opt::<RecvTimeout>(Some(Duration::from_millis(100)))
+            .unwrap();
+        s.dial(&dir.url("survey")).unwrap();
+        s
+    };
+    // A connects and is surveyed early (or by a regular survey, if one came first).
+    let a = connect();
+    let first_a = rounds_until(&a, None)[0];
+    // B connects later: its early survey has a round of its own...
+    let b = connect();
+    let round_b = *rounds_until(&b, Some(first_a)).last().unwrap();
+    // ...which A never sees: everything A gets up to the next later survey skips it.
+    let seen_by_a = rounds_until(&a, Some(round_b));
+    let regular = seen_by_a.last().copied();
+    assert!(
+        !seen_by_a.contains(&round_b),
+        "A was sent B's early survey (round {round_b}); A saw {seen_by_a:?}"
+    );
+    // And B gets the regular surveys as everyone does.
+    let seen_by_b = rounds_until(&b, Some(round_b));
+    assert_eq!(seen_by_b.last().copied(), regular);
+    assert!(server.stats().surveys >= 3);
+}

@@ -292,6 +292,7 @@ xsurv0_sock_getq_cb(void *arg)
 	xsurv0_sock *s = arg;
 	xsurv0_pipe *p;
 	nni_msg *    msg;
+	uint32_t     target; // gopherdiscovery patch
 
 	if (nni_aio_result(&s->aio_getq) != 0) {
 		// Should be NNG_ECLOSED.
@@ -301,7 +302,14 @@ xsurv0_sock_getq_cb(void *arg)
 	nni_aio_set_msg(&s->aio_getq, NULL);
 
 	nni_mtx_lock(&s->mtx);
+	// gopherdiscovery patch: a message with a pipe set (nng_msg_set_pipe) is
+	// sent to that pipe only, so a survey of a few new pipes does not cost a
+	// message to every pipe. A message without one still goes to all.
+	target = nni_msg_get_pipe(msg);
 	NNI_LIST_FOREACH (&s->pipes, p) {
+		if ((target != 0) && (nni_pipe_id(p->npipe) != target)) {
+			continue;
+		}
 		nni_msg_clone(msg);
 		if (nni_msgq_tryput(p->sendq, msg) != 0) {
 			nni_msg_free(msg);

@@ -174,6 +174,31 @@ nni_task_dispatch(nni_task *task)
 	nni_mtx_unlock(&tq->tq_mtx);
 }
 
+// gopherdiscovery patch: like nni_task_dispatch, but the task runs before
+// the ones already queued (used for failed aio completions).
+void
+nni_task_dispatch_first(nni_task *task)
+{
+	nni_taskq *tq = task->task_tq;
+
+	if (task->task_cb == NULL) {
+		nni_task_exec(task);
+		return;
+	}
+	nni_mtx_lock(&task->task_mtx);
+	if (task->task_prep) {
+		task->task_prep = false;
+	} else {
+		task->task_busy++;
+	}
+	nni_mtx_unlock(&task->task_mtx);
+
+	nni_mtx_lock(&tq->tq_mtx);
+	nni_list_prepend(&tq->tq_tasks, task);
+	nni_cv_wake1(&tq->tq_sched_cv);
+	nni_mtx_unlock(&tq->tq_mtx);
+}
+
 void
 nni_task_prep(nni_task *task)
 {

@@ -551,7 +551,7 @@ gd_result gd_client_options_init(struct gd_client_options *options);
  * Errors: `GD_INVALID_MEMBER` (name or metadata), `GD_INVALID_URL`,
  * `GD_INVALID_OPTION`, `GD_TRANSPORT`, `GD_IO`.
  *
- * Threads: the client answers on a library thread (`gd-client`) and calls no
+ * Threads: the client answers on NNG's own threads (no thread of its own) and calls no
  * user code; a watching client's callbacks run as `gd_on_peers` says.
  */
 gd_result gd_client_join(const struct gd_client_options *options, struct gd_client **out);

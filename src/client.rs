@@ -1,7 +1,9 @@
 //! The member side: a raw respondent dialled to one or more survey URLs that answers
 //! every survey with the member (native) or its raw name (legacy survey).
 //!
-//! Threads: one, `gd-client`, blocking on receive and answering. On every new
+//! Threads: none of its own. Surveys are answered in the completion callback of
+//! one NNG receive (on NNG's task threads): no thread wakes per survey, and a
+//! process with many clients does not hold a thread for each. On every new
 //! connection the client also announces itself unasked (a response with survey id
 //! [`wire::ANNOUNCE_ID`]), so the server sees it join without waiting for a survey.
 //!
@@ -9,8 +11,8 @@
 //! the surveyor disconnects while a survey is queued (nanomsg/nng#1959).
 
 use std::collections::HashSet;
+use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nng::{PipeEvent, Protocol};
@@ -109,8 +111,7 @@ pub struct Client {
     dials: usize,
     shared: Arc<Shared>,
     socket: nng::Socket,
-    inbox: Arc<net::Inbox>,
-    thread: Option<JoinHandle<()>>,
+    answerer: Option<Answerer>,
     subscriber: Option<Subscriber>,
 }
 
@@ -199,19 +200,13 @@ impl Client {
             Some(b) => Some(b.start().map_err(fail)?),
             None => None,
         };
-        let inbox = net::Inbox::new(&socket).map_err(fail)?;
-        let (s, sock, ib) = (shared.clone(), socket.clone(), inbox.clone());
-        let thread = std::thread::Builder::new()
-            .name("gd-client".into())
-            .spawn(move || answer_loop(sock, ib, s))
-            .map_err(|e| fail(Error::Io(e)))?;
+        let answerer = Answerer::start(&socket, shared.clone()).map_err(fail)?;
         Ok(Client {
             started: std::time::Instant::now(),
             dials: surveys.len(),
             shared,
             socket,
-            inbox,
-            thread: Some(thread),
+            answerer: Some(answerer),
             subscriber,
         })
     }
@@ -274,22 +269,20 @@ impl Client {
         if let Some(sub) = self.subscriber.as_mut() {
             sub.close();
         }
-        if self.thread.is_some() {
-            net::settle_before_close(self.started, || self.connections() >= self.dials);
-        }
+        let Some(answerer) = self.answerer.take() else {
+            return;
+        };
+        net::settle_before_close(self.started, || self.connections() >= self.dials);
         self.shared
             .socket
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        // Stop the receive, wait for the thread, and only then close (see net::Inbox).
-        self.inbox.stop();
-        if let Some(t) = self.thread.take() {
-            if t.thread().id() != std::thread::current().id() {
-                let _ = t.join();
-            }
-        }
+        // Stop the receive (waits for a running callback), and only then close
+        // (see net::Inbox for why not the other way round).
+        answerer.stop();
         self.socket.close();
+        drop(answerer);
         let _ = self.socket.pipe_notify(|_, _| {});
     }
 }
@@ -300,40 +293,142 @@ impl Drop for Client {
     }
 }
 
-fn answer_loop(socket: nng::Socket, inbox: Arc<net::Inbox>, shared: Arc<Shared>) {
-    loop {
-        let survey = match inbox.recv() {
-            Ok(m) => m,
-            Err(nng::Error::Closed) => return,
-            Err(e) => {
-                log::warn!("survey receive failed: {e}");
-                continue;
+/// What the answer callback needs; boxed, so its address is stable while NNG holds it.
+struct AnswerCtx {
+    aio: *mut nng_sys::nng_aio,
+    socket: nng_sys::nng_socket,
+    shared: Arc<Shared>,
+}
+
+/// The one receive a client keeps pending: each survey is answered in its
+/// completion callback, which then starts the next receive.
+struct Answerer {
+    ctx: *mut AnswerCtx,
+}
+
+// SAFETY: the context is only touched by NNG's callback (one at a time: one aio)
+// until `stop` returns; after that only by the owner, to free it.
+unsafe impl Send for Answerer {}
+unsafe impl Sync for Answerer {}
+
+impl Answerer {
+    fn start(socket: &nng::Socket, shared: Arc<Shared>) -> Result<Answerer> {
+        let ctx = Box::into_raw(Box::new(AnswerCtx {
+            aio: std::ptr::null_mut(),
+            socket: socket.nng_socket(),
+            shared,
+        }));
+        // SAFETY: `ctx` is a live box; the aio is stored in it before the first
+        // receive starts, so the callback always sees it.
+        unsafe {
+            let rv = nng_sys::nng_aio_alloc(&mut (*ctx).aio, Some(on_survey), ctx as *mut c_void);
+            if rv != 0 || (*ctx).aio.is_null() {
+                drop(Box::from_raw(ctx));
+                return Err(Error::Io(std::io::Error::from(
+                    std::io::ErrorKind::OutOfMemory,
+                )));
             }
-        };
-        let answer = {
-            let a = shared.answers.lock().unwrap_or_else(|e| e.into_inner());
-            if survey.body.is_empty() {
-                // The original Go server's survey: answer with the raw name.
-                Some(a.2.clone())
-            } else {
-                match wire::decode(&survey.body, &shared.limits) {
-                    Ok(Message::Survey { .. }) => Some(a.1.clone()),
-                    Ok(_) => None,
-                    Err(e) => {
-                        log::debug!("ignored a survey of {} bytes: {e}", survey.body.len());
-                        None
-                    }
-                }
-            }
-        };
-        let Some(answer) = answer else { continue };
-        // Same header (pipe id + survey id backtrace), the answer as body. Never
-        // blocks: if the queue is full the next survey is answered instead.
-        if let Err((_, e)) = socket.try_send(net::message(&survey.header, &answer)) {
-            if e == nng::Error::Closed {
+            nng_sys::nng_recv_aio((*ctx).socket, (*ctx).aio);
+        }
+        Ok(Answerer { ctx })
+    }
+
+    /// Cancels the pending receive and waits for a callback in progress; no
+    /// callback runs after this returns.
+    fn stop(&self) {
+        // SAFETY: the context and its aio live until drop.
+        unsafe { nng_sys::nng_aio_stop((*self.ctx).aio) }
+    }
+}
+
+impl Drop for Answerer {
+    fn drop(&mut self) {
+        self.stop();
+        // SAFETY: stopped, so NNG no longer uses the aio or the context.
+        unsafe {
+            let ctx = Box::from_raw(self.ctx);
+            nng_sys::nng_aio_free(ctx.aio);
+        }
+    }
+}
+
+extern "C" fn on_survey(arg: *mut c_void) {
+    // SAFETY: `arg` is the AnswerCtx given to nng_aio_alloc; it outlives the aio.
+    let ctx = unsafe { &*(arg as *const AnswerCtx) };
+    // A panic must not unwind into NNG's thread.
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.on_survey())).is_err() {
+        // (A bug; the receive is started last, so it is not pending now.)
+        log::error!("answering a survey panicked; waiting for the next one");
+        // SAFETY: as in on_survey.
+        unsafe { nng_sys::nng_recv_aio(ctx.socket, ctx.aio) }
+    }
+}
+
+impl AnswerCtx {
+    fn on_survey(&self) {
+        // SAFETY: called by NNG for our aio's completed receive; the message taken
+        // from it is ours until sent (NNG takes it) or freed.
+        unsafe {
+            let rv = nng_sys::nng_aio_result(self.aio) as u32;
+            if rv == nng_sys::NNG_ECLOSED || rv == nng_sys::NNG_ECANCELED {
                 return;
             }
-            log::debug!("answer not sent: {e}");
+            if rv == 0 {
+                let msg = nng_sys::nng_aio_get_msg(self.aio);
+                let n = nng_sys::nng_msg_len(msg);
+                let body = if n == 0 {
+                    &[][..]
+                } else {
+                    std::slice::from_raw_parts(nng_sys::nng_msg_body(msg) as *const u8, n)
+                };
+                match self.shared.answer_to(body) {
+                    Some(answer) => {
+                        // Same header (pipe id + survey id backtrace), the answer as
+                        // body. Never blocks: if the queue is full the next survey is
+                        // answered instead.
+                        nng_sys::nng_msg_clear(msg);
+                        let mut rv = nng_sys::nng_msg_append(
+                            msg,
+                            answer.as_ptr() as *const c_void,
+                            answer.len(),
+                        );
+                        if rv == 0 {
+                            rv = nng_sys::nng_sendmsg(
+                                self.socket,
+                                msg,
+                                nng_sys::NNG_FLAG_NONBLOCK as i32,
+                            );
+                        }
+                        if rv != 0 {
+                            nng_sys::nng_msg_free(msg);
+                            log::debug!("answer not sent: NNG error {rv}");
+                        }
+                    }
+                    None => nng_sys::nng_msg_free(msg),
+                }
+            } else {
+                log::warn!("survey receive failed: NNG error {rv}");
+            }
+            nng_sys::nng_recv_aio(self.socket, self.aio);
+        }
+    }
+}
+
+impl Shared {
+    /// The answer to a survey body: the member, or the raw name for the original
+    /// Go server's empty survey; None for anything that is not a survey.
+    fn answer_to(&self, survey: &[u8]) -> Option<Vec<u8>> {
+        let a = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        if survey.is_empty() {
+            return Some(a.2.clone());
+        }
+        match wire::decode(survey, &self.limits) {
+            Ok(Message::Survey { .. }) => Some(a.1.clone()),
+            Ok(_) => None,
+            Err(e) => {
+                log::debug!("ignored a survey of {} bytes: {e}", survey.len());
+                None
+            }
         }
     }
 }

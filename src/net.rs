@@ -155,9 +155,8 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
     }
 }
 
-/// One message as received: SP header, body and the connection it came through.
+/// One message as received: its body and the connection it came through.
 pub(crate) struct Received {
-    pub header: Vec<u8>,
     pub body: Vec<u8>,
     pub pipe: u32,
 }
@@ -219,10 +218,6 @@ impl Inbox {
                 }
             };
             let r = Received {
-                header: copy(
-                    nng_sys::nng_msg_header(msg),
-                    nng_sys::nng_msg_header_len(msg),
-                ),
                 body: copy(nng_sys::nng_msg_body(msg), nng_sys::nng_msg_len(msg)),
                 pipe: nng_sys::nng_pipe_id(nng_sys::nng_msg_get_pipe(msg)) as u32,
             };

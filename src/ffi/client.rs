@@ -93,7 +93,7 @@ pub unsafe extern "C" fn gd_client_options_init(options: *mut gd_client_options)
 /// Errors: `GD_INVALID_MEMBER` (name or metadata), `GD_INVALID_URL`,
 /// `GD_INVALID_OPTION`, `GD_TRANSPORT`, `GD_IO`.
 ///
-/// Threads: the client answers on a library thread (`gd-client`) and calls no
+/// Threads: the client answers on NNG's own threads (no thread of its own) and calls no
 /// user code; a watching client's callbacks run as `gd_on_peers` says.
 #[no_mangle]
 pub unsafe extern "C" fn gd_client_join(

@@ -11,7 +11,9 @@
 //! it never closes a socket (nanomsg/nng#1665).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -220,6 +222,11 @@ struct Shared {
     counters: Counters,
     /// Connections that closed, with when: their late answers are ignored.
     dead: Mutex<HashMap<u32, Instant>>,
+    /// Connections that closed and that the loop has not handled yet. The loop
+    /// checks `closed_waiting` before each input, so a closed member is published
+    /// at once instead of after a survey round's answers queued ahead of it.
+    closed: Mutex<Vec<u32>>,
+    closed_waiting: AtomicBool,
 }
 
 enum Input {
@@ -294,6 +301,8 @@ impl Server {
             }),
             counters: Counters::default(),
             dead: Mutex::new(HashMap::new()),
+            closed: Mutex::new(Vec::new()),
+            closed_waiting: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel::<Input>();
 
@@ -312,6 +321,8 @@ impl Server {
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
                                 .insert(id, Instant::now());
+                            s.closed.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+                            s.closed_waiting.store(true, Release);
                         }
                         Input::PipeRemoved(id)
                     }
@@ -609,6 +620,9 @@ impl Loop {
             let mut next = Some(input);
             let mut taken = 0;
             while let Some(input) = next.take() {
+                if self.shared.closed_waiting.swap(false, Acquire) {
+                    self.closed_first(&mut core);
+                }
                 if !self.handle(&mut core, input) {
                     return;
                 }
@@ -619,6 +633,18 @@ impl Loop {
             }
             self.publish(&mut core);
         }
+    }
+
+    /// Handles the connections closed so far and publishes their members' leaving,
+    /// ahead of the inputs still queued (their `PipeRemoved` finds nothing left).
+    fn closed_first(&mut self, core: &mut Core) {
+        let closed =
+            std::mem::take(&mut *self.shared.closed.lock().unwrap_or_else(|e| e.into_inner()));
+        for p in closed {
+            self.pending_new.remove(&p);
+            core.table.pipe_closed(p, &mut self.events);
+        }
+        self.publish(core);
     }
 
     /// Returns false on Stop.

@@ -164,7 +164,10 @@ fn rounds_until(sock: &nng::Socket, until: Option<u64>) -> Vec<u64> {
     let end = Instant::now() + DEADLINE;
     let mut rounds = Vec::new();
     loop {
-        assert!(Instant::now() < end, "no survey past round {until:?}: saw {rounds:?}");
+        assert!(
+            Instant::now() < end,
+            "no survey past round {until:?}: saw {rounds:?}"
+        );
         let Ok(m) = sock.recv() else { continue };
         let limits = gopherdiscovery::Limits::default();
         if let Ok(gopherdiscovery::wire::Message::Survey { round, .. }) =

@@ -263,7 +263,13 @@ nni_taskq_sys_init(void)
 	int nthrs;
 
 #ifndef NNG_NUM_TASKQ_THREADS
-	nthrs = nni_plat_ncpu() * 2;
+	// gopherdiscovery patch: one task thread per CPU (at least two), not two.
+	// The queue's work is CPU-bound; more threads than CPUs only preempt each
+	// other while holding the queue's locks.
+	nthrs = nni_plat_ncpu();
+	if (nthrs < 2) {
+		nthrs = 2;
+	}
 #else
 	nthrs = NNG_NUM_TASKQ_THREADS;
 #endif

@@ -232,7 +232,8 @@ struct Shared {
 enum Input {
     Answer(net::Received),
     PipeAdded(u32),
-    PipeRemoved(u32),
+    /// A connection closed (it is in `Shared::closed`); wakes the loop.
+    Closed,
     Stop,
 }
 
@@ -324,7 +325,7 @@ impl Server {
                             s.closed.lock().unwrap_or_else(|p| p.into_inner()).push(id);
                             s.closed_waiting.store(true, Release);
                         }
-                        Input::PipeRemoved(id)
+                        Input::Closed
                     }
                     _ => return,
                 };
@@ -636,7 +637,7 @@ impl Loop {
     }
 
     /// Handles the connections closed so far and publishes their members' leaving,
-    /// ahead of the inputs still queued (their `PipeRemoved` finds nothing left).
+    /// ahead of the inputs still queued.
     fn closed_first(&mut self, core: &mut Core) {
         let closed =
             std::mem::take(&mut *self.shared.closed.lock().unwrap_or_else(|e| e.into_inner()));
@@ -657,10 +658,7 @@ impl Loop {
                     self.pending_new.insert(p, Instant::now());
                 }
             }
-            Input::PipeRemoved(p) => {
-                self.pending_new.remove(&p);
-                core.table.pipe_closed(p, &mut self.events);
-            }
+            Input::Closed => self.closed_first(core),
             Input::Answer(msg) => {
                 self.answer(core, msg.pipe, &msg.body);
             }

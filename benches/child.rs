@@ -46,7 +46,7 @@ fn client(survey: &str, name: String) -> Client {
 fn wait_stdin_closed() {
     let mut line = String::new();
     let stdin = std::io::stdin();
-    while stdin.lock().read_line(&mut line).map_or(false, |n| n > 0) {
+    while stdin.lock().read_line(&mut line).is_ok_and(|n| n > 0) {
         line.clear();
     }
 }
@@ -71,7 +71,7 @@ pub fn server(args: &[String]) -> ! {
     out(&format!("urls {} {} {}", u.survey, u.publish, u.snapshot));
     let stdin = std::io::stdin();
     let mut line = String::new();
-    while stdin.lock().read_line(&mut line).map_or(false, |n| n > 0) {
+    while stdin.lock().read_line(&mut line).is_ok_and(|n| n > 0) {
         match line.trim() {
             "pos" => {
                 let (seq, count, digest) = server.position();
@@ -158,7 +158,7 @@ pub fn churn(args: &[String]) -> ! {
     out("ready");
     let stdin = std::io::stdin();
     let mut line = String::new();
-    while stdin.lock().read_line(&mut line).map_or(false, |n| n > 0) {
+    while stdin.lock().read_line(&mut line).is_ok_and(|n| n > 0) {
         let words: Vec<&str> = line.split_whitespace().collect();
         if words.first() != Some(&"run") || words.len() != 4 {
             out("error expected: run RATE SECONDS GRACE_MS");

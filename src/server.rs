@@ -588,7 +588,7 @@ impl Loop {
                 }
                 self.pending_new.clear();
             }
-            if round_end.map_or(false, |t| now >= t) {
+            if round_end.is_some_and(|t| now >= t) {
                 round_end = None;
                 self.end_round(now);
             }

@@ -19,7 +19,7 @@ fn three_members_join_then_crash_hang_and_resume() {
     let dir = Scratch::new("cluster");
     let _server = serve(&dir, FAST);
     let _a = join(&dir, "http://a:1", &["--meta", "zone=x"]);
-    let mut b = join(&dir, "http://b:1", &[]);
+    let b = join(&dir, "http://b:1", &[]);
     let mut c = join(&dir, "http://c:1", &[]);
     let mut w = watch(&dir);
 

@@ -191,7 +191,7 @@ fn metadata_update_and_restart_are_published_as_such() {
     md.insert("v".into(), "2".into());
     c.set_metadata(md).unwrap();
     wait_until("updated", || {
-        find(EventKind::Updated, Reason::None)().map_or(false, |e| e.member.metadata["v"] == "2")
+        find(EventKind::Updated, Reason::None)().is_some_and(|e| e.member.metadata["v"] == "2")
     });
     let old = c.member().incarnation;
     // A restart: same name, new process (new incarnation) on a new connection,

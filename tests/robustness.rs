@@ -276,3 +276,62 @@ fn bad_options_and_addresses_get_specific_errors() {
     let e = Client::builder("x".repeat(2000)).start().err().unwrap();
     assert!(e.to_string().contains("2000"), "{e}");
 }
+
+#[test]
+fn a_client_answers_only_real_surveys_and_keeps_answering_after_garbage() {
+    use gopherdiscovery::wire;
+    let dir = Scratch::new("client-garbage");
+    let url = dir.url("survey");
+    // A raw surveyor plays the server, so the test picks the survey ids and bodies.
+    let surveyor = nng::RawSocket::new(nng::Protocol::Surveyor0)
+        .unwrap()
+        .socket;
+    surveyor
+        .set_opt::<nng::options::RecvTimeout>(Some(Duration::from_millis(100)))
+        .unwrap();
+    surveyor.listen(&url).unwrap();
+    let client = Client::builder("http://c:1").survey(&url).start().unwrap();
+    wait_until("the client connects", || client.connections() == 1);
+
+    let send = |id: u32, body: &[u8]| {
+        let mut m = nng::Message::new();
+        m.as_mut_header().push_back(&id.to_be_bytes());
+        m.push_back(body);
+        surveyor.send(m).unwrap();
+    };
+    let heartbeat = wire::encode_heartbeat(&wire::Heartbeat {
+        epoch: 1,
+        seq: 0,
+        interval_ms: 1000,
+        count: 0,
+        digest: 0,
+    });
+    send(0x8000_0011, b"\xff\x01garbage");
+    send(0x8000_0012, &[0xff, 0x01, 0x01]); // a survey cut short
+    send(0x8000_0013, &heartbeat); // well formed, but not a survey
+    send(0x8000_0014, &wire::encode_survey(7, 1));
+    send(0x8000_0015, b""); // the original Go server's survey
+
+    // One connection keeps its order, so an answer to a bad survey would come first.
+    let mut answered = Vec::new();
+    let end = std::time::Instant::now() + DEADLINE;
+    while !answered.iter().any(|(id, _)| *id == 0x8000_0015) {
+        assert!(
+            std::time::Instant::now() < end,
+            "answers so far: {answered:?}"
+        );
+        let Ok(m) = surveyor.recv() else { continue };
+        let id = u32::from_be_bytes(m.as_header()[..4].try_into().unwrap());
+        if id != wire::ANNOUNCE_ID {
+            answered.push((id, m.as_slice().to_vec()));
+        }
+    }
+    let ids: Vec<u32> = answered.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![0x8000_0014, 0x8000_0015]);
+    let limits = gopherdiscovery::Limits::default();
+    match wire::decode(&answered[0].1, &limits).unwrap() {
+        wire::Message::Answer(m) => assert_eq!(m.name, "http://c:1"),
+        other => panic!("not an answer: {other:?}"),
+    }
+    assert_eq!(answered[1].1, b"http://c:1");
+}

@@ -107,8 +107,6 @@ impl Shared {
 /// A running member. Dropping it (or [`Client::close`]) closes its connections,
 /// which the server sees at once (reason `closed`).
 pub struct Client {
-    started: std::time::Instant,
-    dials: usize,
     shared: Arc<Shared>,
     socket: nng::Socket,
     answerer: Option<Answerer>,
@@ -202,8 +200,6 @@ impl Client {
         };
         let answerer = Answerer::start(&socket, shared.clone()).map_err(fail)?;
         Ok(Client {
-            started: std::time::Instant::now(),
-            dials: surveys.len(),
             shared,
             socket,
             answerer: Some(answerer),
@@ -272,7 +268,6 @@ impl Client {
         let Some(answerer) = self.answerer.take() else {
             return;
         };
-        net::settle_before_close(self.started, || self.connections() >= self.dials);
         self.shared
             .socket
             .lock()

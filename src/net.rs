@@ -250,18 +250,3 @@ pub(crate) fn message(header: &[u8], body: &[u8]) -> nng::Message {
     m.push_back(body);
     m
 }
-
-/// How long a close right after a start waits for the first connections to settle.
-pub(crate) const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Waits (at most until `started + SETTLE`) for `settled()` to hold.
-///
-/// Why: NNG 1.4 can leak a dialled connection (its descriptor and endpoint) when the
-/// socket closes while that connection is between "connected" and "taken by the
-/// socket". A close that comes right after a start gives the dial that moment to
-/// finish. Closes later in life do not wait.
-pub(crate) fn settle_before_close(started: std::time::Instant, mut settled: impl FnMut() -> bool) {
-    while !settled() && started.elapsed() < SETTLE {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-}

@@ -170,7 +170,6 @@ impl View {
 /// `close` returns no handler call runs (unless `close` was called from the handler
 /// itself, which returns at once and lets the thread finish on its own).
 pub struct Subscriber {
-    started: Instant,
     shared: Arc<Shared>,
     sockets: Vec<nng::Socket>,
     /// The worker (the handler's thread).
@@ -343,7 +342,6 @@ impl Subscriber {
         let thread = threads.pop().expect("worker thread");
         let thread_id = Some(thread.thread().id());
         Ok(Subscriber {
-            started: Instant::now(),
             shared,
             sockets,
             thread: Some(thread),
@@ -401,12 +399,6 @@ impl Subscriber {
     /// Stops the subscriber. Waits for a handler call in progress, unless called
     /// from the handler itself. Idempotent.
     pub fn close(&mut self) {
-        if self.thread.is_some() {
-            let s = &self.shared;
-            net::settle_before_close(self.started, || {
-                s.connected.load(Relaxed) && s.req_connected.load(Relaxed)
-            });
-        }
         self.shared.stop.store(true, Relaxed);
         let _ = self.tx.send(Input::Stop);
         // Stop the receives, wait for the threads, and only then close the sockets

@@ -1500,8 +1500,17 @@ nni_dialer_add_pipe(nni_dialer *d, void *tpipe)
 
 	nni_mtx_lock(&s->s_mx);
 
-	if (s->s_closed || d->d_closing ||
-	    (nni_pipe_create_dialer(&p, d, tpipe) != 0)) {
+	if (s->s_closed || d->d_closing) {
+		nni_mtx_unlock(&s->s_mx);
+		// gopherdiscovery patch: the transport pipe was dropped here without
+		// being closed or freed (its connection and descriptor leaked when a
+		// socket closed just as a connection was handed to it).
+		d->d_tran->tran_pipe->p_close(tpipe);
+		d->d_tran->tran_pipe->p_stop(tpipe);
+		d->d_tran->tran_pipe->p_fini(tpipe);
+		return;
+	}
+	if (nni_pipe_create_dialer(&p, d, tpipe) != 0) {
 		nni_mtx_unlock(&s->s_mx);
 		return;
 	}
@@ -1637,8 +1646,17 @@ nni_listener_add_pipe(nni_listener *l, void *tpipe)
 	nni_pipe *p;
 
 	nni_mtx_lock(&s->s_mx);
-	if (s->s_closed || l->l_closing ||
-	    (nni_pipe_create_listener(&p, l, tpipe) != 0)) {
+	if (s->s_closed || l->l_closing) {
+		nni_mtx_unlock(&s->s_mx);
+		// gopherdiscovery patch: the transport pipe was dropped here without
+		// being closed or freed (its connection and descriptor leaked when a
+		// socket closed just as a connection was handed to it).
+		l->l_tran->tran_pipe->p_close(tpipe);
+		l->l_tran->tran_pipe->p_stop(tpipe);
+		l->l_tran->tran_pipe->p_fini(tpipe);
+		return;
+	}
+	if (nni_pipe_create_listener(&p, l, tpipe) != 0) {
 		nni_mtx_unlock(&s->s_mx);
 		return;
 	}

@@ -263,6 +263,13 @@ ipc_pipe_neg_cb(void *arg)
 
 	NNI_GET16(&p->rx_head[4], p->peer);
 
+	// gopherdiscovery patch: the endpoint closed while this handshake's last
+	// step was completing; nobody would ever take or free the pipe.
+	if (ep->closed) {
+		rv = NNG_ECLOSED;
+		goto error;
+	}
+
 	// We are all ready now.  We put this in the wait list, and
 	// then try to run the matcher.
 	nni_list_remove(&ep->neg_pipes, p);

@@ -271,6 +271,13 @@ tcptran_pipe_nego_cb(void *arg)
 
 	NNI_GET16(&p->rxlen[4], p->peer);
 
+	// gopherdiscovery patch: the endpoint closed while this handshake's last
+	// step was completing; nobody would ever take or free the pipe.
+	if (ep->closed) {
+		rv = NNG_ECLOSED;
+		goto error;
+	}
+
 	// We are all ready now.  We put this in the wait list, and
 	// then try to run the matcher.
 	nni_list_remove(&ep->negopipes, p);

@@ -46,23 +46,19 @@ fn example() {
 ```
  */
 
+#![no_std]
 // Suppress the flurry of warnings caused by using "C" naming conventions
 #![allow(non_upper_case_globals)]
 #![allow(non_camel_case_types)]
 #![allow(non_snake_case)]
 // Disable clippy since this is all bindgen generated code
 #![allow(clippy::all)]
-#![cfg_attr(feature = "no_std", no_std)]
 
 // Either bindgen generated source, or the static copy
-#[cfg(feature = "build-bindgen")]
 mod bindings {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
-#[cfg(not(feature = "build-bindgen"))]
-mod bindings;
 
-#[cfg(try_from)]
 use core::convert::TryFrom;
 
 pub use crate::bindings::*;
@@ -99,13 +95,10 @@ impl nng_ctx {
 
 /// The error type returned when unable to convert an integer to an enum value.
 #[derive(Debug, Copy, Clone, PartialEq, Eq)]
-#[cfg(try_from)]
 pub struct EnumFromIntError(pub i32);
 
-#[cfg(try_from)]
-#[cfg(not(feature = "no_std"))]
-impl std::fmt::Display for EnumFromIntError {
-    fn fmt(&self, fmt: &mut std::fmt::Formatter) -> std::fmt::Result {
+impl core::fmt::Display for EnumFromIntError {
+    fn fmt(&self, fmt: &mut core::fmt::Formatter) -> core::fmt::Result {
         write!(fmt, "EnumFromIntError({})", self.0)
     }
 }
@@ -126,7 +119,6 @@ impl nng_stat_type_enum {
     }
 }
 
-#[cfg(try_from)]
 impl TryFrom<i32> for nng_stat_type_enum {
     type Error = EnumFromIntError;
     fn try_from(value: i32) -> Result<Self, Self::Error> {
@@ -149,7 +141,6 @@ impl nng_unit_enum {
     }
 }
 
-#[cfg(try_from)]
 impl TryFrom<i32> for nng_unit_enum {
     type Error = EnumFromIntError;
     fn try_from(value: i32) -> Result<Self, Self::Error> {
@@ -172,7 +163,6 @@ impl nng_sockaddr_family {
     }
 }
 
-#[cfg(try_from)]
 impl TryFrom<i32> for nng_sockaddr_family {
     type Error = EnumFromIntError;
     fn try_from(value: i32) -> Result<Self, Self::Error> {

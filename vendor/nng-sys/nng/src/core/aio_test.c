@@ -1,5 +1,5 @@
 //
-// Copyright 2020 Staysail Systems, Inc. <info@staysail.tech>
+// Copyright 2023 Staysail Systems, Inc. <info@staysail.tech>
 // Copyright 2018 Capitar IT Group BV <info@capitar.com>
 //
 // This software is supplied under the terms of the MIT License, a
@@ -101,7 +101,7 @@ test_provider_cancel(void)
 void
 test_consumer_cancel(void)
 {
-	nng_aio *  a;
+	nng_aio   *a;
 	nng_socket s1;
 	int        done = 0;
 
@@ -124,12 +124,12 @@ test_traffic(void)
 {
 	nng_socket s1;
 	nng_socket s2;
-	nng_aio *  tx_aio;
-	nng_aio *  rx_aio;
+	nng_aio   *tx_aio;
+	nng_aio   *rx_aio;
 	int        tx_done = 0;
 	int        rx_done = 0;
-	nng_msg *  m;
-	char *     addr = "inproc://traffic";
+	nng_msg   *m;
+	char      *addr = "inproc://traffic";
 
 	NUTS_PASS(nng_pair1_open(&s1));
 	NUTS_PASS(nng_pair1_open(&s2));
@@ -176,7 +176,7 @@ void
 test_explicit_timeout(void)
 {
 	nng_socket s;
-	nng_aio *  a;
+	nng_aio   *a;
 	int        done = 0;
 
 	NUTS_PASS(nng_pair1_open(&s));
@@ -191,10 +191,31 @@ test_explicit_timeout(void)
 }
 
 void
+test_explicit_expiration(void)
+{
+	nng_socket s;
+	nng_aio   *a;
+	int        done = 0;
+	nng_time   now;
+
+	NUTS_PASS(nng_pair1_open(&s));
+	NUTS_PASS(nng_aio_alloc(&a, cb_done, &done));
+	now = nng_clock();
+	now += 40;
+	nng_aio_set_expire(a, now);
+	nng_recv_aio(s, a);
+	nng_aio_wait(a);
+	NUTS_TRUE(done == 1);
+	NUTS_FAIL(nng_aio_result(a), NNG_ETIMEDOUT);
+	nng_aio_free(a);
+	NUTS_PASS(nng_close(s));
+}
+
+void
 test_inherited_timeout(void)
 {
 	nng_socket s;
-	nng_aio *  a;
+	nng_aio   *a;
 	int        done = 0;
 
 	NUTS_PASS(nng_pair1_open(&s));
@@ -212,7 +233,7 @@ void
 test_zero_timeout(void)
 {
 	nng_socket s;
-	nng_aio *  a;
+	nng_aio   *a;
 	int        done = 0;
 
 	NUTS_PASS(nng_pair1_open(&s));
@@ -242,6 +263,140 @@ test_aio_reap(void)
 	nng_msleep(100);
 }
 
+typedef struct sleep_loop {
+	nng_aio     *aio;
+	int          limit;
+	int          count;
+	int          result;
+	bool         done;
+	nng_duration interval;
+	nng_cv      *cv;
+	nng_mtx     *mx;
+} sleep_loop;
+
+static void
+aio_sleep_loop(void *arg)
+{
+	sleep_loop *sl = arg;
+	nng_mtx_lock(sl->mx);
+	if (nng_aio_result(sl->aio) != 0) {
+		sl->result = nng_aio_result(sl->aio);
+		sl->done   = true;
+		nng_cv_wake(sl->cv);
+		nng_mtx_unlock(sl->mx);
+		return;
+	}
+	sl->count++;
+	if (sl->count >= sl->limit) {
+		sl->done   = true;
+		sl->result = 0;
+		nng_cv_wake(sl->cv);
+		nng_mtx_unlock(sl->mx);
+		return;
+	}
+	nng_mtx_unlock(sl->mx);
+	nng_sleep_aio(sl->interval, sl->aio);
+}
+
+static bool
+is_github_macos(void)
+{
+	char *env;
+	if (((env = getenv("RUNNER_OS")) != NULL) &&
+	    (strcmp(env, "macOS") == 0)) {
+		return (true);
+	}
+	return (true);
+}
+
+void
+test_sleep_loop(void)
+{
+	sleep_loop   sl;
+	nng_time     start;
+	nng_duration dur;
+
+	sl.limit    = 3;
+	sl.count    = 0;
+	sl.interval = 50; // ms
+	sl.done     = false;
+
+	NUTS_PASS(nng_aio_alloc(&sl.aio, aio_sleep_loop, &sl));
+	NUTS_PASS(nng_mtx_alloc(&sl.mx));
+	NUTS_PASS(nng_cv_alloc(&sl.cv, sl.mx));
+
+	start = nng_clock();
+	nng_sleep_aio(100, sl.aio);
+	nng_mtx_lock(sl.mx);
+	while (!sl.done) {
+		nng_cv_until(sl.cv, 2000);
+	}
+	nng_mtx_unlock(sl.mx);
+	dur = (nng_duration) (nng_clock() - start);
+	NUTS_ASSERT(dur >= 150);
+	if (!is_github_macos()) {
+		NUTS_ASSERT(dur <= 500); // allow for sloppy clocks
+		NUTS_ASSERT(sl.count == 3);
+	}
+	NUTS_ASSERT(sl.done);
+	NUTS_PASS(sl.result);
+
+	nng_aio_free(sl.aio);
+	nng_cv_free(sl.cv);
+	nng_mtx_free(sl.mx);
+}
+
+void
+test_sleep_cancel(void)
+{
+	sleep_loop   sl;
+	nng_time     start;
+	nng_duration dur;
+
+	sl.limit    = 10;
+	sl.count    = 0;
+	sl.interval = 100; // ms
+	sl.done     = false;
+
+	NUTS_PASS(nng_aio_alloc(&sl.aio, aio_sleep_loop, &sl));
+	NUTS_PASS(nng_mtx_alloc(&sl.mx));
+	NUTS_PASS(nng_cv_alloc(&sl.cv, sl.mx));
+
+	start = nng_clock();
+	nng_sleep_aio(500, sl.aio);
+	nng_msleep(150);
+	nng_aio_cancel(sl.aio);
+	nng_mtx_lock(sl.mx);
+	while (!sl.done) {
+		nng_cv_until(sl.cv, 2000);
+	}
+	nng_mtx_unlock(sl.mx);
+	dur = (nng_duration) (nng_clock() - start);
+	NUTS_ASSERT(dur >= 100);
+	if (!is_github_macos()) {
+		NUTS_ASSERT(dur <= 500); // allow for sloppy clocks
+		NUTS_ASSERT(sl.count == 1);
+	}
+	NUTS_ASSERT(sl.done);
+	NUTS_FAIL(sl.result, NNG_ECANCELED);
+
+	nng_aio_free(sl.aio);
+	nng_cv_free(sl.cv);
+	nng_mtx_free(sl.mx);
+}
+
+void
+test_aio_busy(void)
+{
+	nng_aio *aio;
+	NUTS_PASS(nng_aio_alloc(&aio, NULL, NULL));
+	nng_sleep_aio(100, aio);
+	NUTS_ASSERT(nng_aio_busy(aio));
+	nng_aio_wait(aio);
+	NUTS_ASSERT(!nng_aio_busy(aio));
+	nng_aio_free(aio);
+}
+
 NUTS_TESTS = {
 	{ "sleep", test_sleep },
 	{ "sleep timeout", test_sleep_timeout },
@@ -250,8 +405,12 @@ NUTS_TESTS = {
 	{ "consumer cancel", test_consumer_cancel },
 	{ "traffic", test_traffic },
 	{ "explicit timeout", test_explicit_timeout },
+	{ "explicit expire", test_explicit_expiration },
 	{ "inherited timeout", test_inherited_timeout },
 	{ "zero timeout", test_zero_timeout },
 	{ "aio reap", test_aio_reap },
+	{ "sleep loop", test_sleep_loop },
+	{ "sleep cancel", test_sleep_cancel },
+	{ "aio busy", test_aio_busy },
 	{ NULL, NULL },
 };

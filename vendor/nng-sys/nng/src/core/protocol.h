@@ -29,7 +29,7 @@ struct nni_proto_pipe_ops {
 	// code allocates this memory for the protocol private state.
 	size_t pipe_size;
 
-	// pipe_init2 initializes the protocol-specific pipe data structure.
+	// pipe_init initializes the protocol-specific pipe data structure.
 	// The last argument is the per-socket protocol private data.
 	int (*pipe_init)(void *, nni_pipe *, void *);
 
@@ -52,7 +52,7 @@ struct nni_proto_pipe_ops {
 	// pipe_stop is called during finalization, to ensure that
 	// the protocol is absolutely finished with the pipe.  It should
 	// wait if necessary to ensure that the pipe is not referenced
-	// anymore by the protocol.  It should not destroy resources.
+	// any more by the protocol.  It should not destroy resources.
 	void (*pipe_stop)(void *);
 };
 
@@ -63,7 +63,7 @@ struct nni_proto_ctx_ops {
 
 	// ctx_init initializes a new context. The second argument is the
 	// protocol specific socket structure.
-	int (*ctx_init)(void *, void *);
+	void (*ctx_init)(void *, void *);
 
 	// ctx_fini destroys a context.
 	void (*ctx_fini)(void *);
@@ -74,26 +74,18 @@ struct nni_proto_ctx_ops {
 	// ctx_send is an asynchronous send.
 	void (*ctx_send)(void *, nni_aio *);
 
-	// ctx_drain drains the context, signaling the aio when done.
-	// This should prevent any further receives from completing,
-	// and only sends that had already been submitted should be
-	// permitted to continue.  It may be NULL for protocols where
-	// draining without an ability to receive makes no sense
-	// (e.g. REQ or SURVEY).
-	void (*ctx_drain)(void *, nni_aio *);
-
 	// ctx_options array.
 	nni_option *ctx_options;
 };
 
 struct nni_proto_sock_ops {
-	// ctx_size is the size of a protocol socket object.  The common
+	// sock_size is the size of a protocol socket object.  The common
 	// code allocates this memory for the protocol private state.
 	size_t sock_size;
 
-	// sock_init2 initializes the protocol instance, which will be stored
+	// sock_init initializes the protocol instance, which will be stored
 	// on the socket. This is run without the sock lock held.
-	int (*sock_init)(void *, nni_sock *);
+	void (*sock_init)(void *, nni_sock *);
 
 	// sock_fini destroys the protocol instance.  This is run without the
 	// socket lock held, and is intended to release resources.  It may
@@ -130,18 +122,9 @@ struct nni_proto {
 	nni_proto_id              proto_self;     // Our identity
 	nni_proto_id              proto_peer;     // Peer identity
 	uint32_t                  proto_flags;    // Protocol flags
-	const nni_proto_sock_ops *proto_sock_ops; // Per-socket opeations
-	const nni_proto_pipe_ops *proto_pipe_ops; // Per-pipe operations.
-	const nni_proto_ctx_ops * proto_ctx_ops;  // Context operations.
-
-	// proto_init, if not NULL, provides a function that initializes
-	// global values.  The main purpose of this may be to initialize
-	// protocol option values.
-	int (*proto_init)(void);
-
-	// proto_fini, if not NULL, is called at shutdown, to release
-	// any resources allocated at proto_init time.
-	void (*proto_fini)(void);
+	const nni_proto_sock_ops *proto_sock_ops; // Per-socket operations
+	const nni_proto_pipe_ops *proto_pipe_ops; // Per-pipe operations
+	const nni_proto_ctx_ops * proto_ctx_ops;  // Context operations
 };
 
 // We quite intentionally use a signature where the upper word is nonzero,
@@ -152,9 +135,8 @@ struct nni_proto {
 // during the life of the project.  If we add a new version, please keep
 // the old version around -- it may be possible to automatically convert
 // older versions in the future.
-#define NNI_PROTOCOL_V0 0x50520000u // "pr\0\0"
-#define NNI_PROTOCOL_V1 0x50520001u // "pr\0\0"
-#define NNI_PROTOCOL_VERSION NNI_PROTOCOL_V1
+#define NNI_PROTOCOL_V3 0x50520003u // "pr\0\3"
+#define NNI_PROTOCOL_VERSION NNI_PROTOCOL_V3
 
 // These flags determine which operations make sense.  We use them so that
 // we can reject attempts to create notification fds for operations that make
@@ -167,14 +149,14 @@ struct nni_proto {
 
 // nni_proto_open is called by the protocol to create a socket instance
 // with its ops vector.  The intent is that applications will only see
-// the single protocol-specific constructure, like nng_pair_v0_open(),
+// the single protocol-specific constructor, like nng_pair_v0_open(),
 // which should just be a thin wrapper around this.  If the protocol has
 // not been initialized yet, this routine will do so.
 extern int nni_proto_open(nng_socket *, const nni_proto *);
 
-// Protocol numbers.  These are to be used with nng_socket_create().
+// Protocol numbers.
 // These values are used on the wire, so must not be changed.  The major
-// number of the protocol is shifted left by 4 bits, and a subprotocol is
+// number of the protocol is shifted left by 4 bits, and a sub-protocol is
 // assigned in the lower 4 bits.
 //
 // There are gaps in the list, which are obsolete or unsupported protocols.
@@ -201,8 +183,6 @@ extern int nni_proto_open(nng_socket *, const nni_proto *);
 // RESPONDENTv0  6   3  respondent
 // BUSv0         7   0  bus
 // STARv0      100   0  star       mangos only, experimental
-
-extern int  nni_proto_sys_init(void);
-extern void nni_proto_sys_fini(void);
+//
 
 #endif // CORE_PROTOCOL_H

@@ -1,5 +1,5 @@
 //
-// Copyright 2020 Staysail Systems, Inc. <info@staysail.tech>
+// Copyright 2024 Staysail Systems, Inc. <info@staysail.tech>
 // Copyright 2018 Capitar IT Group BV <info@capitar.com>
 //
 // This software is supplied under the terms of the MIT License, a
@@ -31,12 +31,12 @@ static void
 nni_taskq_thread(void *self)
 {
 	nni_taskq_thr *thr = self;
-	nni_taskq *    tq  = thr->tqt_tq;
-	nni_task *     task;
+	nni_taskq     *tq  = thr->tqt_tq;
+	nni_task      *task;
 
-        nni_thr_set_name(NULL, "nng:task");
+	nni_thr_set_name(NULL, "nng:task");
 
-        nni_mtx_lock(&tq->tq_mtx);
+	nni_mtx_lock(&tq->tq_mtx);
 	for (;;) {
 		if ((task = nni_list_first(&tq->tq_tasks)) != NULL) {
 
@@ -174,31 +174,6 @@ nni_task_dispatch(nni_task *task)
 	nni_mtx_unlock(&tq->tq_mtx);
 }
 
-// gopherdiscovery patch: like nni_task_dispatch, but the task runs before
-// the ones already queued (used for failed aio completions).
-void
-nni_task_dispatch_first(nni_task *task)
-{
-	nni_taskq *tq = task->task_tq;
-
-	if (task->task_cb == NULL) {
-		nni_task_exec(task);
-		return;
-	}
-	nni_mtx_lock(&task->task_mtx);
-	if (task->task_prep) {
-		task->task_prep = false;
-	} else {
-		task->task_busy++;
-	}
-	nni_mtx_unlock(&task->task_mtx);
-
-	nni_mtx_lock(&tq->tq_mtx);
-	nni_list_prepend(&tq->tq_tasks, task);
-	nni_cv_wake1(&tq->tq_sched_cv);
-	nni_mtx_unlock(&tq->tq_mtx);
-}
-
 void
 nni_task_prep(nni_task *task)
 {
@@ -232,6 +207,16 @@ nni_task_wait(nni_task *task)
 	nni_mtx_unlock(&task->task_mtx);
 }
 
+bool
+nni_task_busy(nni_task *task)
+{
+	bool busy;
+	nni_mtx_lock(&task->task_mtx);
+	busy = task->task_busy;
+	nni_mtx_unlock(&task->task_mtx);
+	return (busy);
+}
+
 void
 nni_task_init(nni_task *task, nni_taskq *tq, nni_cb cb, void *arg)
 {
@@ -260,26 +245,32 @@ nni_task_fini(nni_task *task)
 int
 nni_taskq_sys_init(void)
 {
-	int nthrs;
+	int num_thr;
+	int max_thr;
 
 #ifndef NNG_NUM_TASKQ_THREADS
-	// gopherdiscovery patch: one task thread per CPU (at least two), not two.
-	// The queue's work is CPU-bound; more threads than CPUs only preempt each
-	// other while holding the queue's locks.
-	nthrs = nni_plat_ncpu();
-	if (nthrs < 2) {
-		nthrs = 2;
-	}
-#else
-	nthrs = NNG_NUM_TASKQ_THREADS;
-#endif
-#if NNG_MAX_TASKQ_THREADS > 0
-	if (nthrs > NNG_MAX_TASKQ_THREADS) {
-		nthrs = NNG_MAX_TASKQ_THREADS;
-	}
+#define NNG_NUM_TASKQ_THREADS (nni_plat_ncpu() * 2)
 #endif
 
-	return (nni_taskq_init(&nni_taskq_systq, nthrs));
+#ifndef NNG_MAX_TASKQ_THREADS
+#define NNG_MAX_TASKQ_THREADS 16
+#endif
+
+	max_thr = (int) nni_init_get_param(
+	    NNG_INIT_MAX_TASK_THREADS, NNG_MAX_TASKQ_THREADS);
+
+	num_thr = (int) nni_init_get_param(
+	    NNG_INIT_NUM_TASK_THREADS, NNG_NUM_TASKQ_THREADS);
+
+	if ((max_thr > 0) && (num_thr > max_thr)) {
+		num_thr = max_thr;
+	}
+	if (num_thr < 2) {
+		num_thr = 2;
+	}
+	nni_init_set_effective(NNG_INIT_NUM_TASK_THREADS, num_thr);
+
+	return (nni_taskq_init(&nni_taskq_systq, num_thr));
 }
 
 void

@@ -1,5 +1,5 @@
 //
-// Copyright 2020 Staysail Systems, Inc. <info@staysail.tech>
+// Copyright 2021 Staysail Systems, Inc. <info@staysail.tech>
 // Copyright 2018 Capitar IT Group BV <info@capitar.com>
 //
 // This software is supplied under the terms of the MIT License, a
@@ -58,10 +58,34 @@ struct nni_plat_mtx {
 	pthread_mutex_t mtx;
 };
 
+#define NNI_MTX_INITIALIZER               \
+	{                                 \
+		PTHREAD_MUTEX_INITIALIZER \
+	}
+
+struct nni_rwlock {
+	pthread_rwlock_t rwl;
+};
+
+#define NNI_RWLOCK_INITIALIZER             \
+	{                                  \
+		PTHREAD_RWLOCK_INITIALIZER \
+	}
+
+// No static form of CV initialization because of the need to use
+// attributes to set the clock type.
 struct nni_plat_cv {
 	pthread_cond_t cv;
-	nni_plat_mtx * mtx;
+	nni_plat_mtx  *mtx;
 };
+
+// NOTE: condition variables initialized with this should *NOT*
+// be used with nni_cv_until -- the clock attributes are not passed
+// and the wake-up times will not be correct.
+#define NNI_CV_INITIALIZER(mxp)                            \
+	{                                                  \
+		.mtx = mxp, .cv = PTHREAD_COND_INITIALIZER \
+	}
 
 struct nni_plat_thr {
 	pthread_t tid;
@@ -76,7 +100,6 @@ struct nni_plat_flock {
 #define NNG_PLATFORM_DIR_SEP "/"
 
 #ifdef NNG_HAVE_STDATOMIC
-
 #include <stdatomic.h>
 
 struct nni_atomic_flag {
@@ -95,6 +118,10 @@ struct nni_atomic_bool {
 	atomic_bool v;
 };
 
+struct nni_atomic_ptr {
+	atomic_uintptr_t v;
+};
+
 #else // NNG_HAVE_C11_ATOMIC
 struct nni_atomic_flag {
 	bool f;
@@ -110,6 +137,10 @@ struct nni_atomic_int {
 
 struct nni_atomic_u64 {
 	uint64_t v;
+};
+
+struct nni_atomic_ptr {
+	void *v;
 };
 
 #endif

@@ -1,5 +1,5 @@
 //
-// Copyright 2020 Staysail Systems, Inc. <info@staysail.tech>
+// Copyright 2024 Staysail Systems, Inc. <info@staysail.tech>
 // Copyright 2018 Capitar IT Group BV <info@capitar.com>
 // Copyright 2018 Devolutions <info@devolutions.net>
 //
@@ -22,6 +22,10 @@
 #endif
 
 #include "posix_tcp.h"
+
+#ifndef NNG_HAVE_INET6
+#undef NNG_ENABLE_IPV6
+#endif
 
 // Dialer stuff.
 int
@@ -52,9 +56,9 @@ nni_tcp_dialer_close(nni_tcp_dialer *d)
 		while ((aio = nni_list_first(&d->connq)) != NULL) {
 			nni_tcp_conn *c;
 			nni_list_remove(&d->connq, aio);
-			if ((c = nni_aio_get_prov_extra(aio, 0)) != NULL) {
+			if ((c = nni_aio_get_prov_data(aio)) != NULL) {
 				c->dial_aio = NULL;
-				nni_aio_set_prov_extra(aio, 0, NULL);
+				nni_aio_set_prov_data(aio, NULL);
 				nng_stream_close(&c->stream);
 				nng_stream_free(&c->stream);
 			}
@@ -93,17 +97,17 @@ static void
 tcp_dialer_cancel(nni_aio *aio, void *arg, int rv)
 {
 	nni_tcp_dialer *d = arg;
-	nni_tcp_conn *  c;
+	nni_tcp_conn   *c;
 
 	nni_mtx_lock(&d->mtx);
 	if ((!nni_aio_list_active(aio)) ||
-	    ((c = nni_aio_get_prov_extra(aio, 0)) == NULL)) {
+	    ((c = nni_aio_get_prov_data(aio)) == NULL)) {
 		nni_mtx_unlock(&d->mtx);
 		return;
 	}
 	nni_aio_list_remove(aio);
 	c->dial_aio = NULL;
-	nni_aio_set_prov_extra(aio, 0, NULL);
+	nni_aio_set_prov_data(aio, NULL);
 	nni_mtx_unlock(&d->mtx);
 
 	nni_aio_finish_error(aio, rv);
@@ -113,9 +117,9 @@ tcp_dialer_cancel(nni_aio *aio, void *arg, int rv)
 static void
 tcp_dialer_cb(nni_posix_pfd *pfd, unsigned ev, void *arg)
 {
-	nni_tcp_conn *  c = arg;
+	nni_tcp_conn   *c = arg;
 	nni_tcp_dialer *d = c->dialer;
-	nni_aio *       aio;
+	nni_aio        *aio;
 	int             rv;
 	int             ka;
 	int             nd;
@@ -148,7 +152,7 @@ tcp_dialer_cb(nni_posix_pfd *pfd, unsigned ev, void *arg)
 
 	c->dial_aio = NULL;
 	nni_aio_list_remove(aio);
-	nni_aio_set_prov_extra(aio, 0, NULL);
+	nni_aio_set_prov_data(aio, NULL);
 	nd = d->nodelay ? 1 : 0;
 	ka = d->keepalive ? 1 : 0;
 
@@ -171,8 +175,8 @@ tcp_dialer_cb(nni_posix_pfd *pfd, unsigned ev, void *arg)
 void
 nni_tcp_dial(nni_tcp_dialer *d, const nni_sockaddr *sa, nni_aio *aio)
 {
-	nni_tcp_conn *          c;
-	nni_posix_pfd *         pfd = NULL;
+	nni_tcp_conn           *c;
+	nni_posix_pfd          *pfd = NULL;
 	struct sockaddr_storage ss;
 	size_t                  sslen;
 	int                     fd;
@@ -207,6 +211,8 @@ nni_tcp_dial(nni_tcp_dialer *d, const nni_sockaddr *sa, nni_aio *aio)
 	// poll fd to the list.
 	if ((rv = nni_posix_pfd_init(&pfd, fd)) != 0) {
 		(void) close(fd);
+		// the error label unlocks this
+		nni_mtx_lock(&d->mtx);
 		goto error;
 	}
 
@@ -237,14 +243,14 @@ nni_tcp_dial(nni_tcp_dialer *d, const nni_sockaddr *sa, nni_aio *aio)
 			goto error;
 		}
 		c->dial_aio = aio;
-		nni_aio_set_prov_extra(aio, 0, c);
+		nni_aio_set_prov_data(aio, c);
 		nni_list_append(&d->connq, aio);
 		nni_mtx_unlock(&d->mtx);
 		return;
 	}
 	// Immediate connect, cool!  This probably only happens
-	// on loopback, and probably not on every platform.
-	nni_aio_set_prov_extra(aio, 0, NULL);
+	// on loop back, and probably not on every platform.
+	nni_aio_set_prov_data(aio, NULL);
 	nd = d->nodelay ? 1 : 0;
 	ka = d->keepalive ? 1 : 0;
 	nni_mtx_unlock(&d->mtx);
@@ -254,7 +260,7 @@ nni_tcp_dial(nni_tcp_dialer *d, const nni_sockaddr *sa, nni_aio *aio)
 	return;
 
 error:
-	nni_aio_set_prov_extra(aio, 0, NULL);
+	nni_aio_set_prov_data(aio, NULL);
 	nni_mtx_unlock(&d->mtx);
 	nng_stream_free(&c->stream);
 	nni_aio_finish_error(aio, rv);
@@ -331,13 +337,15 @@ tcp_dialer_get_locaddr(void *arg, void *buf, size_t *szp, nni_type t)
 static int
 tcp_dialer_set_locaddr(void *arg, const void *buf, size_t sz, nni_type t)
 {
-	nni_tcp_dialer *        d = arg;
+	nni_tcp_dialer         *d = arg;
 	nng_sockaddr            sa;
 	struct sockaddr_storage ss;
-	struct sockaddr_in *    sin;
-	struct sockaddr_in6 *   sin6;
+	struct sockaddr_in     *sin;
 	size_t                  len;
 	int                     rv;
+#ifdef NNG_ENABLE_IPV6
+	struct sockaddr_in6 *sin6;
+#endif
 
 	if ((rv = nni_copyin_sockaddr(&sa, buf, sz, t)) != 0) {
 		return (rv);
@@ -354,12 +362,16 @@ tcp_dialer_set_locaddr(void *arg, const void *buf, size_t sz, nni_type t)
 			return (NNG_EADDRINVAL);
 		}
 		break;
+
+#ifdef NNG_ENABLE_IPV6
 	case AF_INET6:
 		sin6 = (void *) &ss;
 		if (sin6->sin6_port != 0) {
 			return (NNG_EADDRINVAL);
 		}
 		break;
+#endif // __NG_INET6
+
 	default:
 		return (NNG_EADDRINVAL);
 	}

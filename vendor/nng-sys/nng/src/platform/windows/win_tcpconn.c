@@ -1,5 +1,5 @@
 //
-// Copyright 2019 Staysail Systems, Inc. <info@staysail.tech>
+// Copyright 2024 Staysail Systems, Inc. <info@staysail.tech>
 // Copyright 2018 Capitar IT Group BV <info@capitar.com>
 // Copyright 2018 Devolutions <info@devolutions.net>
 //
@@ -26,71 +26,72 @@ tcp_recv_start(nni_tcp_conn *c)
 	unsigned i;
 	unsigned naiov;
 	nni_iov *aiov;
-	WSABUF * iov;
+	WSABUF   iov[8]; // we don't support more than this
+	DWORD    nrecv;
 
-	if (c->closed) {
-		while ((aio = nni_list_first(&c->recv_aios)) != NULL) {
-			nni_list_remove(&c->recv_aios, aio);
+	c->recv_rv = 0;
+	while ((aio = nni_list_first(&c->recv_aios)) != NULL) {
+
+		if (c->closed) {
+			nni_aio_list_remove(aio);
 			nni_aio_finish_error(aio, NNG_ECLOSED);
+			continue;
 		}
-		nni_cv_wake(&c->cv);
-	}
-again:
-	if ((aio = nni_list_first(&c->recv_aios)) == NULL) {
-		return;
-	}
+		nni_aio_get_iov(aio, &naiov, &aiov);
 
-	nni_aio_get_iov(aio, &naiov, &aiov);
-	iov = _malloca(naiov * sizeof(*iov));
+		// Put the AIOs in Windows form.
+		for (niov = 0, i = 0; i < naiov; i++) {
+			if (aiov[i].iov_len != 0) {
+				iov[niov].buf = aiov[i].iov_buf;
+				iov[niov].len = (ULONG) aiov[i].iov_len;
+				niov++;
+			}
+		}
 
-	// Put the AIOs in Windows form.
-	for (niov = 0, i = 0; i < naiov; i++) {
-		if (aiov[i].iov_len != 0) {
-			iov[niov].buf = aiov[i].iov_buf;
-			iov[niov].len = (ULONG) aiov[i].iov_len;
-			niov++;
+		c->recving = true;
+		flags      = 0;
+		rv         = WSARecv(
+                    c->s, iov, niov, &nrecv, &flags, &c->recv_io.olpd, NULL);
+
+		if ((rv == SOCKET_ERROR) &&
+		    ((rv = GetLastError()) != ERROR_IO_PENDING)) {
+			// Synchronous error.
+			c->recving = false;
+			nni_aio_list_remove(aio);
+			nni_aio_finish_error(aio, nni_win_error(rv));
+		} else {
+			// Callback completes.
+			return;
 		}
 	}
 
-	flags = 0;
-	rv    = WSARecv(c->s, iov, niov, NULL, &flags, &c->recv_io.olpd, NULL);
-	_freea(iov);
-
-	if ((rv == SOCKET_ERROR) &&
-	    ((rv = GetLastError()) != ERROR_IO_PENDING)) {
-		// Synchronous failure.
-		nni_aio_list_remove(aio);
-		nni_aio_finish_error(aio, nni_win_error(rv));
-		goto again;
-	}
+	// we received all pending requests
+	nni_cv_wake(&c->cv);
 }
 
 static void
 tcp_recv_cb(nni_win_io *io, int rv, size_t num)
 {
-	nni_aio *     aio;
+	nni_aio      *aio;
 	nni_tcp_conn *c = io->ptr;
+
 	nni_mtx_lock(&c->mtx);
-	if ((aio = nni_list_first(&c->recv_aios)) == NULL) {
-		// Should indicate that it was closed.
-		nni_mtx_unlock(&c->mtx);
-		return;
-	}
+	aio = nni_list_first(&c->recv_aios);
+	NNI_ASSERT(aio != NULL);
+
 	if (c->recv_rv != 0) {
 		rv         = c->recv_rv;
 		c->recv_rv = 0;
 	}
-	nni_aio_list_remove(aio);
-	tcp_recv_start(c);
-	if (c->closed) {
-		nni_cv_wake(&c->cv);
-	}
-	nni_mtx_unlock(&c->mtx);
-
 	if ((rv == 0) && (num == 0)) {
 		// A zero byte receive is a remote close from the peer.
 		rv = NNG_ECONNSHUT;
 	}
+	c->recving = false;
+	nni_aio_list_remove(aio);
+	tcp_recv_start(c);
+	nni_mtx_unlock(&c->mtx);
+
 	nni_aio_finish_sync(aio, rv, num);
 }
 
@@ -99,31 +100,33 @@ tcp_recv_cancel(nni_aio *aio, void *arg, int rv)
 {
 	nni_tcp_conn *c = arg;
 	nni_mtx_lock(&c->mtx);
-	if (aio == nni_list_first(&c->recv_aios)) {
+	if ((aio == nni_list_first(&c->recv_aios)) && (c->recv_rv == 0)) {
 		c->recv_rv = rv;
 		CancelIoEx((HANDLE) c->s, &c->recv_io.olpd);
-	} else if (nni_aio_list_active(aio)) {
-		nni_aio_list_remove(aio);
-		nni_aio_finish_error(aio, rv);
-		nni_cv_wake(&c->cv);
+	} else {
+		nni_aio *srch;
+		NNI_LIST_FOREACH (&c->recv_aios, srch) {
+			if (aio == srch) {
+				nni_aio_list_remove(aio);
+				nni_aio_finish_error(aio, rv);
+				nni_cv_wake(&c->cv);
+				break;
+			}
+		}
 	}
 	nni_mtx_unlock(&c->mtx);
 }
 
 static void
-tcp_recv(nni_tcp_conn *c, nni_aio *aio)
+tcp_recv(void *arg, nni_aio *aio)
 {
-	int rv;
+	nni_tcp_conn *c = arg;
+	int           rv;
 
 	if (nni_aio_begin(aio) != 0) {
 		return;
 	}
 	nni_mtx_lock(&c->mtx);
-	if (c->closed) {
-		nni_mtx_unlock(&c->mtx);
-		nni_aio_finish_error(aio, NNG_ECLOSED);
-		return;
-	}
 	if ((rv = nni_aio_schedule(aio, tcp_recv_cancel, c)) != 0) {
 		nni_mtx_unlock(&c->mtx);
 		nni_aio_finish_error(aio, rv);
@@ -145,42 +148,37 @@ tcp_send_start(nni_tcp_conn *c)
 	unsigned i;
 	unsigned naiov;
 	nni_iov *aiov;
-	WSABUF * iov;
+	WSABUF   iov[8];
 
-	if (c->closed) {
-		while ((aio = nni_list_first(&c->send_aios)) != NULL) {
-			nni_list_remove(&c->send_aios, aio);
+	while ((aio = nni_list_first(&c->send_aios)) != NULL) {
+		if (c->closed) {
+			nni_aio_list_remove(aio);
 			nni_aio_finish_error(aio, NNG_ECLOSED);
+			continue;
 		}
-		nni_cv_wake(&c->cv);
-	}
+		nni_aio_get_iov(aio, &naiov, &aiov);
 
-again:
-	if ((aio = nni_list_first(&c->send_aios)) == NULL) {
-		return;
-	}
-
-	nni_aio_get_iov(aio, &naiov, &aiov);
-	iov = _malloca(naiov * sizeof(*iov));
-
-	// Put the AIOs in Windows form.
-	for (niov = 0, i = 0; i < naiov; i++) {
-		if (aiov[i].iov_len != 0) {
-			iov[niov].buf = aiov[i].iov_buf;
-			iov[niov].len = (ULONG) aiov[i].iov_len;
-			niov++;
+		// Put the AIOs in Windows form.
+		for (niov = 0, i = 0; i < naiov; i++) {
+			if (aiov[i].iov_len != 0) {
+				iov[niov].buf = aiov[i].iov_buf;
+				iov[niov].len = (ULONG) aiov[i].iov_len;
+				niov++;
+			}
 		}
-	}
 
-	rv = WSASend(c->s, iov, niov, NULL, 0, &c->send_io.olpd, NULL);
-	_freea(iov);
+		c->sending = true;
+		rv = WSASend(c->s, iov, niov, NULL, 0, &c->send_io.olpd, NULL);
 
-	if ((rv == SOCKET_ERROR) &&
-	    ((rv = GetLastError()) != ERROR_IO_PENDING)) {
-		// Synchronous failure.
-		nni_aio_list_remove(aio);
-		nni_aio_finish_error(aio, nni_win_error(rv));
-		goto again;
+		if ((rv == SOCKET_ERROR) &&
+		    ((rv = GetLastError()) != ERROR_IO_PENDING)) {
+			// Synchronous failure.
+			c->sending = false;
+			nni_aio_list_remove(aio);
+			nni_aio_finish_error(aio, nni_win_error(rv));
+		} else {
+			return;
+		}
 	}
 }
 
@@ -192,10 +190,16 @@ tcp_send_cancel(nni_aio *aio, void *arg, int rv)
 	if (aio == nni_list_first(&c->send_aios)) {
 		c->send_rv = rv;
 		CancelIoEx((HANDLE) c->s, &c->send_io.olpd);
-	} else if (nni_aio_list_active(aio)) {
-		nni_aio_list_remove(aio);
-		nni_aio_finish_error(aio, rv);
-		nni_cv_wake(&c->cv);
+	} else {
+		nni_aio *srch;
+		NNI_LIST_FOREACH (&c->send_aios, srch) {
+			if (srch == aio) {
+				nni_aio_list_remove(aio);
+				nni_aio_finish_error(aio, rv);
+				nni_cv_wake(&c->cv);
+				break;
+			}
+		}
 	}
 	nni_mtx_unlock(&c->mtx);
 }
@@ -203,23 +207,19 @@ tcp_send_cancel(nni_aio *aio, void *arg, int rv)
 static void
 tcp_send_cb(nni_win_io *io, int rv, size_t num)
 {
-	nni_aio *     aio;
+	nni_aio      *aio;
 	nni_tcp_conn *c = io->ptr;
 	nni_mtx_lock(&c->mtx);
-	if ((aio = nni_list_first(&c->send_aios)) == NULL) {
-		// Should indicate that it was closed.
-		nni_mtx_unlock(&c->mtx);
-		return;
-	}
+	aio = nni_list_first(&c->send_aios);
+	NNI_ASSERT(aio != NULL);
+	nni_aio_list_remove(aio); // should always be at head
+	c->sending = false;
+
 	if (c->send_rv != 0) {
 		rv         = c->send_rv;
 		c->send_rv = 0;
 	}
-	nni_aio_list_remove(aio); // should always be at head
 	tcp_send_start(c);
-	if (c->closed) {
-		nni_cv_wake(&c->cv);
-	}
 	nni_mtx_unlock(&c->mtx);
 
 	nni_aio_finish_sync(aio, rv, num);
@@ -235,11 +235,6 @@ tcp_send(void *arg, nni_aio *aio)
 		return;
 	}
 	nni_mtx_lock(&c->mtx);
-	if (c->closed) {
-		nni_mtx_unlock(&c->mtx);
-		nni_aio_finish_error(aio, NNG_ECLOSED);
-		return;
-	}
 	if ((rv = nni_aio_schedule(aio, tcp_send_cancel, c)) != 0) {
 		nni_mtx_unlock(&c->mtx);
 		nni_aio_finish_error(aio, rv);
@@ -257,17 +252,30 @@ tcp_close(void *arg)
 {
 	nni_tcp_conn *c = arg;
 	nni_mtx_lock(&c->mtx);
+	nni_time now;
 	if (!c->closed) {
+		SOCKET s = c->s;
+
 		c->closed = true;
-		if (!nni_list_empty(&c->recv_aios)) {
-			CancelIoEx((HANDLE) c->s, &c->recv_io.olpd);
+		c->s      = INVALID_SOCKET;
+
+		if (s != INVALID_SOCKET) {
+			CancelIoEx((HANDLE) s, &c->send_io.olpd);
+			CancelIoEx((HANDLE) s, &c->recv_io.olpd);
+			shutdown(s, SD_BOTH);
+			closesocket(s);
 		}
-		if (!nni_list_empty(&c->send_aios)) {
-			CancelIoEx((HANDLE) c->s, &c->send_io.olpd);
-		}
-		if (c->s != INVALID_SOCKET) {
-			shutdown(c->s, SD_BOTH);
-		}
+	}
+	now = nni_clock();
+	// wait up to a maximum of 10 seconds before assuming something is
+	// badly amiss. from what we can tell, this doesn't happen, and we do
+	// see the timer expire properly, but this safeguard can prevent a
+	// hang.
+	while ((c->recving || c->sending) &&
+	    ((nni_clock() - now) < (NNI_SECOND * 10))) {
+		nni_mtx_unlock(&c->mtx);
+		nni_msleep(1);
+		nni_mtx_lock(&c->mtx);
 	}
 	nni_mtx_unlock(&c->mtx);
 }
@@ -412,10 +420,6 @@ tcp_free(void *arg)
 	}
 	nni_mtx_unlock(&c->mtx);
 
-	nni_win_io_fini(&c->recv_io);
-	nni_win_io_fini(&c->send_io);
-	nni_win_io_fini(&c->conn_io);
-
 	if (c->s != INVALID_SOCKET) {
 		closesocket(c->s);
 	}
@@ -451,9 +455,9 @@ nni_win_tcp_init(nni_tcp_conn **connp, SOCKET s)
 	c->ops.s_get   = tcp_get;
 	c->ops.s_set   = tcp_set;
 
-	if (((rv = nni_win_io_init(&c->recv_io, tcp_recv_cb, c)) != 0) ||
-	    ((rv = nni_win_io_init(&c->send_io, tcp_send_cb, c)) != 0) ||
-	    ((rv = nni_win_io_register((HANDLE) s)) != 0)) {
+	nni_win_io_init(&c->recv_io, tcp_recv_cb, c);
+	nni_win_io_init(&c->send_io, tcp_send_cb, c);
+	if ((rv = nni_win_io_register((HANDLE) s)) != 0) {
 		tcp_free(c);
 		return (rv);
 	}

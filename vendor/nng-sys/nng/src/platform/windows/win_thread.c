@@ -1,5 +1,5 @@
 //
-// Copyright 2020 Staysail Systems, Inc. <info@staysail.tech>
+// Copyright 2021 Staysail Systems, Inc. <info@staysail.tech>
 // Copyright 2018 Capitar IT Group BV <info@capitar.com>
 //
 // This software is supplied under the terms of the MIT License, a
@@ -26,8 +26,10 @@ static pfnSetThreadDescription set_thread_desc;
 	__atomic_add_fetch(a, b, __ATOMIC_RELAXED)
 #define InterlockedIncrementAcquire64(a) \
 	__atomic_add_fetch(a, 1, __ATOMIC_ACQUIRE)
+#define InterlockedDecrementAcquire64(a) \
+	__atomic_sub_fetch(a, 1, __ATOMIC_ACQUIRE)
 #define InterlockedDecrementRelease64(a) \
-	__atomic_fetch_sub(a, 1, __ATOMIC_RELEASE)
+	__atomic_sub_fetch(a, 1, __ATOMIC_RELEASE)
 #endif
 
 #include <stdlib.h>
@@ -55,13 +57,11 @@ void
 nni_plat_mtx_init(nni_plat_mtx *mtx)
 {
 	InitializeSRWLock(&mtx->srl);
-	mtx->init = 1;
 }
 
 void
 nni_plat_mtx_fini(nni_plat_mtx *mtx)
 {
-	mtx->init = 0;
 }
 
 void
@@ -74,6 +74,42 @@ void
 nni_plat_mtx_unlock(nni_plat_mtx *mtx)
 {
 	ReleaseSRWLockExclusive(&mtx->srl);
+}
+
+void
+nni_rwlock_init(nni_rwlock *rwl)
+{
+	InitializeSRWLock(&rwl->rwl);
+}
+
+void
+nni_rwlock_fini(nni_rwlock *rwl)
+{
+	rwl->exclusive = FALSE;
+}
+
+void
+nni_rwlock_rdlock(nni_rwlock *rwl)
+{
+	AcquireSRWLockShared(&rwl->rwl);
+}
+
+void
+nni_rwlock_wrlock(nni_rwlock *rwl)
+{
+	AcquireSRWLockExclusive(&rwl->rwl);
+	rwl->exclusive = TRUE;
+}
+
+void
+nni_rwlock_unlock(nni_rwlock *rwl)
+{
+	if (rwl->exclusive) {
+		rwl->exclusive = FALSE;
+		ReleaseSRWLockExclusive(&rwl->rwl);
+	} else {
+		ReleaseSRWLockShared(&rwl->rwl);
+	}
 }
 
 void
@@ -108,11 +144,11 @@ nni_plat_cv_until(nni_plat_cv *cv, nni_time until)
 	DWORD    msec;
 	BOOL     ok;
 
-	now = nni_plat_clock();
+	now = nni_clock();
 	if (now > until) {
 		msec = 0;
 	} else {
-		msec = (DWORD)(until - now);
+		msec = (DWORD) (until - now);
 	}
 
 	ok = SleepConditionVariableSRW(&cv->cv, cv->srl, msec, 0);
@@ -146,7 +182,7 @@ nni_atomic_set_bool(nni_atomic_bool *v, bool b)
 bool
 nni_atomic_get_bool(nni_atomic_bool *v)
 {
-	return ((bool) InterlockedAdd(&v->v, 0));
+	return ((bool) InterlockedExchangeAdd(&v->v, 0));
 }
 
 bool
@@ -178,7 +214,7 @@ uint64_t
 nni_atomic_get64(nni_atomic_u64 *v)
 {
 
-	return ((uint64_t)(InterlockedExchangeAdd64(&v->v, 0)));
+	return ((uint64_t) (InterlockedExchangeAdd64(&v->v, 0)));
 }
 
 void
@@ -187,10 +223,22 @@ nni_atomic_set64(nni_atomic_u64 *v, uint64_t u)
 	(void) InterlockedExchange64(&v->v, (LONGLONG) u);
 }
 
+void *
+nni_atomic_get_ptr(nni_atomic_ptr *v)
+{
+	return ((void *) (InterlockedExchangeAdd64(&v->v, 0)));
+}
+
+void
+nni_atomic_set_ptr(nni_atomic_ptr *v, void *p)
+{
+	(void) InterlockedExchange64(&v->v, (LONGLONG) (uintptr_t) p);
+}
+
 uint64_t
 nni_atomic_swap64(nni_atomic_u64 *v, uint64_t u)
 {
-	return ((uint64_t)(InterlockedExchange64(&v->v, (LONGLONG) u)));
+	return ((uint64_t) (InterlockedExchange64(&v->v, (LONGLONG) u)));
 }
 
 void
@@ -213,9 +261,19 @@ uint64_t
 nni_atomic_dec64_nv(nni_atomic_u64 *v)
 {
 #ifdef _WIN64
-	return ((uint64_t)(InterlockedDecrementRelease64(&v->v)));
+	return ((uint64_t) (InterlockedDecrementRelease64(&v->v)));
 #else
-	return ((uint64_t)(InterlockedDecrement64(&v->v)));
+	return ((uint64_t) (InterlockedDecrement64(&v->v)));
+#endif
+}
+
+void
+nni_atomic_dec64(nni_atomic_u64 *v)
+{
+#ifdef _WIN64
+	InterlockedDecrementAcquire64(&v->v);
+#else
+	InterlockedDecrement64(&v->v);
 #endif
 }
 
@@ -277,6 +335,12 @@ nni_atomic_dec_nv(nni_atomic_int *v)
 	return (InterlockedDecrementRelease(&v->v));
 }
 
+void
+nni_atomic_dec(nni_atomic_int *v)
+{
+	(void) InterlockedDecrementAcquire(&v->v);
+}
+
 bool
 nni_atomic_cas(nni_atomic_int *v, int comp, int new)
 {
@@ -331,9 +395,9 @@ void
 nni_plat_thr_set_name(nni_plat_thr *thr, const char *name)
 {
 	if (set_thread_desc != NULL) {
-                wchar_t *wcs;
-                size_t len;
-		HANDLE h;
+		wchar_t *wcs;
+		size_t   len;
+		HANDLE   h;
 
 		if (thr == NULL) {
 			h = GetCurrentThread();
@@ -341,11 +405,12 @@ nni_plat_thr_set_name(nni_plat_thr *thr, const char *name)
 			h = thr->handle;
 		}
 
-                len = strlen(name) + 1;
+		len = strlen(name) + 1;
 		if ((wcs = nni_alloc(len * 2)) == NULL) {
 			return;
 		}
-		(void) MultiByteToWideChar(CP_UTF8, 0, name, len, wcs, len);
+		(void) MultiByteToWideChar(
+		    CP_UTF8, 0, name, (int) len, wcs, (int) len);
 		set_thread_desc(h, wcs);
 		nni_free(wcs, len * 2);
 	}
@@ -372,18 +437,18 @@ nni_plat_init(int (*helper)(void))
 		return (0); // fast path
 	}
 
-
-        AcquireSRWLockExclusive(&lock);
+	AcquireSRWLockExclusive(&lock);
 
 	if (!plat_inited) {
-                // Let's look up the function to set thread descriptions.
-                hKernel32 = LoadLibrary(TEXT("kernel32.dll"));
-                if (hKernel32 != NULL) {
-                        set_thread_desc = (pfnSetThreadDescription)
-                            GetProcAddress(hKernel32, "SetThreadDescription");
-                }
+		// Let's look up the function to set thread descriptions.
+		hKernel32 = LoadLibrary(TEXT("kernel32.dll"));
+		if (hKernel32 != NULL) {
+			set_thread_desc =
+			    (pfnSetThreadDescription) GetProcAddress(
+			        hKernel32, "SetThreadDescription");
+		}
 
-                if (((rv = nni_win_io_sysinit()) != 0) ||
+		if (((rv = nni_win_io_sysinit()) != 0) ||
 		    ((rv = nni_win_ipc_sysinit()) != 0) ||
 		    ((rv = nni_win_tcp_sysinit()) != 0) ||
 		    ((rv = nni_win_udp_sysinit()) != 0) ||

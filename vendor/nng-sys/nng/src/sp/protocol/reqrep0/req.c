@@ -1,5 +1,5 @@
 //
-// Copyright 2020 Staysail Systems, Inc. <info@staysail.tech>
+// Copyright 2024 Staysail Systems, Inc. <info@staysail.tech>
 // Copyright 2018 Capitar IT Group BV <info@capitar.com>
 //
 // This software is supplied under the terms of the MIT License, a
@@ -19,36 +19,38 @@ typedef struct req0_pipe req0_pipe;
 typedef struct req0_sock req0_sock;
 typedef struct req0_ctx  req0_ctx;
 
-static void req0_run_send_queue(req0_sock *, nni_list *);
+static void req0_run_send_queue(req0_sock *, nni_aio_completions *);
 static void req0_ctx_reset(req0_ctx *);
-static void req0_ctx_timeout(void *);
 static void req0_pipe_fini(void *);
 static void req0_ctx_fini(void *);
-static int  req0_ctx_init(void *, void *);
+static void req0_ctx_init(void *, void *);
+static void req0_retry_cb(void *);
 
 // A req0_ctx is a "context" for the request.  It uses most of the
 // socket, but keeps track of its own outstanding replays, the request ID,
 // and so forth.
 struct req0_ctx {
-	req0_sock *    sock;
-	nni_list_node  sock_node;  // node on the socket context list
-	nni_list_node  send_node;  // node on the send_queue
-	nni_list_node  pipe_node;  // node on the pipe list
-	uint32_t       request_id; // request ID, without high bit set
-	nni_aio *      recv_aio;   // user aio waiting to recv - only one!
-	nni_aio *      send_aio;   // user aio waiting to send
-	nng_msg *      req_msg;    // request message (owned by protocol)
-	size_t         req_len;    // length of request message (for stats)
-	nng_msg *      rep_msg;    // reply message
-	nni_timer_node timer;
-	nni_duration   retry;
-	bool           conn_reset; // sent message w/o retry, peer disconnect
+	req0_sock    *sock;
+	nni_list_node sock_node;  // node on the socket context list
+	nni_list_node send_node;  // node on the send_queue
+	nni_list_node pipe_node;  // node on the pipe list
+	nni_list_node retry_node; // node on the socket retry list
+	uint32_t      request_id; // request ID, without high bit set
+	nni_aio      *recv_aio;   // user aio waiting to recv - only one!
+	nni_aio      *send_aio;   // user aio waiting to send
+	nng_msg      *req_msg;    // request message (owned by protocol)
+	size_t        req_len;    // length of request message (for stats)
+	nng_msg      *rep_msg;    // reply message
+	nni_duration  retry;
+	nni_time      retry_time; // retry after this expires
+	bool          conn_reset; // sent message w/o retry, peer disconnect
 };
 
 // A req0_sock is our per-socket protocol private structure.
 struct req0_sock {
 	nni_duration   retry;
 	bool           closed;
+	bool           retry_active; // true if retry aio running
 	nni_atomic_int ttl;
 	req0_ctx       master; // base socket master
 	nni_list       ready_pipes;
@@ -56,16 +58,19 @@ struct req0_sock {
 	nni_list       stop_pipes;
 	nni_list       contexts;
 	nni_list       send_queue; // contexts waiting to send.
-	nni_id_map     requests;   // contexts by request ID
+	nni_list       retry_queue;
+	nni_aio        retry_aio; // retry timer
+	nni_id_map     requests;  // contexts by request ID
 	nni_pollable   readable;
 	nni_pollable   writable;
+	nni_duration   retry_tick; // clock interval for retry timer
 	nni_mtx        mtx;
 };
 
 // A req0_pipe is our per-pipe protocol private structure.
 struct req0_pipe {
-	nni_pipe *    pipe;
-	req0_sock *   req;
+	nni_pipe     *pipe;
+	req0_sock    *req;
 	nni_list_node node;
 	nni_list      contexts; // contexts with pending traffic
 	bool          closed;
@@ -77,7 +82,7 @@ static void req0_sock_fini(void *);
 static void req0_send_cb(void *);
 static void req0_recv_cb(void *);
 
-static int
+static void
 req0_sock_init(void *arg, nni_sock *sock)
 {
 	req0_sock *s = arg;
@@ -95,19 +100,22 @@ req0_sock_init(void *arg, nni_sock *sock)
 	NNI_LIST_INIT(&s->busy_pipes, req0_pipe, node);
 	NNI_LIST_INIT(&s->stop_pipes, req0_pipe, node);
 	NNI_LIST_INIT(&s->send_queue, req0_ctx, send_node);
+	NNI_LIST_INIT(&s->retry_queue, req0_ctx, retry_node);
 	NNI_LIST_INIT(&s->contexts, req0_ctx, sock_node);
 
 	// this is "semi random" start for request IDs.
-	s->retry = NNI_SECOND * 60;
+	s->retry      = NNI_SECOND * 60;
+	s->retry_tick = NNI_SECOND; // how often we check for retries
 
-	(void) req0_ctx_init(&s->master, s);
+	req0_ctx_init(&s->master, s);
 
 	nni_pollable_init(&s->writable);
 	nni_pollable_init(&s->readable);
 
+	nni_aio_init(&s->retry_aio, req0_retry_cb, s);
+
 	nni_atomic_init(&s->ttl);
 	nni_atomic_set(&s->ttl, 8);
-	return (0);
 }
 
 static void
@@ -131,6 +139,7 @@ req0_sock_fini(void *arg)
 {
 	req0_sock *s = arg;
 
+	nni_aio_stop(&s->retry_aio);
 	nni_mtx_lock(&s->mtx);
 	NNI_ASSERT(nni_list_empty(&s->busy_pipes));
 	NNI_ASSERT(nni_list_empty(&s->stop_pipes));
@@ -141,6 +150,7 @@ req0_sock_fini(void *arg)
 	nni_pollable_fini(&s->readable);
 	nni_pollable_fini(&s->writable);
 	nni_id_map_fini(&s->requests);
+	nni_aio_fini(&s->retry_aio);
 	nni_mtx_fini(&s->mtx);
 }
 
@@ -187,6 +197,9 @@ req0_pipe_start(void *arg)
 	req0_sock *s = p->req;
 
 	if (nni_pipe_peer(p->pipe) != NNG_REQ0_PEER) {
+		nng_log_warn("NNG-PEER-MISMATCH",
+		    "Peer protocol mismatch: %d != %d, rejected.",
+		    nni_pipe_peer(p->pipe), NNG_REQ0_PEER);
 		return (NNG_EPROTO);
 	}
 
@@ -205,7 +218,7 @@ req0_pipe_close(void *arg)
 {
 	req0_pipe *p = arg;
 	req0_sock *s = p->req;
-	req0_ctx * ctx;
+	req0_ctx  *ctx;
 
 	nni_aio_close(&p->aio_recv);
 	nni_aio_close(&p->aio_send);
@@ -231,18 +244,22 @@ req0_pipe_close(void *arg)
 			if ((aio = ctx->recv_aio) != NULL) {
 				ctx->recv_aio = NULL;
 				nni_aio_finish_error(aio, NNG_ECONNRESET);
-                                req0_ctx_reset(ctx);
+				req0_ctx_reset(ctx);
 			} else {
 				req0_ctx_reset(ctx);
 				ctx->conn_reset = true;
 			}
-		} else {
-			// Reset the timer on this so it expires immediately.
-			// This is actually easier than canceling the timer and
-			// running the send_queue separately.  (In particular,
-			// it avoids a potential deadlock on cancelling the
-			// timer.)
-			nni_timer_schedule(&ctx->timer, NNI_TIME_ZERO);
+		} else if (ctx->req_msg != NULL) {
+			// Reset the retry time to make it expire immediately.
+			// Also move this immediately to the resend queue.
+			// The timer should still be firing, so we don't need
+			// to restart or reschedule that.
+			ctx->retry_time = nni_clock() + ctx->retry;
+
+			if (!nni_list_node_active(&ctx->send_node)) {
+				nni_list_append(&s->send_queue, ctx);
+				req0_run_send_queue(s, NULL);
+			}
 		}
 	}
 	nni_mtx_unlock(&s->mtx);
@@ -256,12 +273,11 @@ req0_pipe_close(void *arg)
 static void
 req0_send_cb(void *arg)
 {
-	req0_pipe *p = arg;
-	req0_sock *s = p->req;
-	nni_aio *  aio;
-	nni_list   sent_list;
+	req0_pipe          *p = arg;
+	req0_sock          *s = p->req;
+	nni_aio_completions sent_list;
 
-	nni_aio_list_init(&sent_list);
+	nni_aio_completions_init(&sent_list);
 	if (nni_aio_result(&p->aio_send) != 0) {
 		// We failed to send... clean up and deal with it.
 		nni_msg_free(nni_aio_get_msg(&p->aio_send));
@@ -288,10 +304,7 @@ req0_send_cb(void *arg)
 	req0_run_send_queue(s, &sent_list);
 	nni_mtx_unlock(&s->mtx);
 
-	while ((aio = nni_list_first(&sent_list)) != NULL) {
-		nni_list_remove(&sent_list, aio);
-		nni_aio_finish_sync(aio, 0, 0);
-	}
+	nni_aio_completions_run(&sent_list);
 }
 
 static void
@@ -299,9 +312,9 @@ req0_recv_cb(void *arg)
 {
 	req0_pipe *p = arg;
 	req0_sock *s = p->req;
-	req0_ctx * ctx;
-	nni_msg *  msg;
-	nni_aio *  aio;
+	req0_ctx  *ctx;
+	nni_msg   *msg;
+	nni_aio   *aio;
 	uint32_t   id;
 
 	if (nni_aio_result(&p->aio_recv) != 0) {
@@ -368,28 +381,51 @@ malformed:
 }
 
 static void
-req0_ctx_timeout(void *arg)
+req0_retry_cb(void *arg)
 {
-	req0_ctx * ctx = arg;
-	req0_sock *s   = ctx->sock;
+	req0_sock *s = arg;
+	req0_ctx  *ctx;
+	nni_time   now;
+	bool       reschedule = false;
 
+	// The design of this is that retries are infrequent, because
+	// we should normally be succeeding.  We also hope that we are not
+	// executing this linear scan of all requests too often, once
+	// per clock tick is all we want.
+	now = nni_clock();
 	nni_mtx_lock(&s->mtx);
-	if ((ctx->req_msg != NULL) && (!s->closed)) {
+	if (s->closed || (nni_aio_result(&s->retry_aio) != 0)) {
+		nni_mtx_unlock(&s->mtx);
+		return;
+	}
+
+	NNI_LIST_FOREACH (&s->retry_queue, ctx) {
+		if (ctx->retry_time > now || (ctx->req_msg == NULL)) {
+			continue;
+		}
 		if (!nni_list_node_active(&ctx->send_node)) {
 			nni_list_append(&s->send_queue, ctx);
 		}
+		reschedule = true;
+	}
+	if (!nni_list_empty(&s->retry_queue)) {
+		// if there are still jobs in the queue waiting to be
+		// retried, do them.
+		nni_sleep_aio(s->retry_tick, &s->retry_aio);
+	} else {
+		s->retry_active = false;
+	}
+	if (reschedule) {
 		req0_run_send_queue(s, NULL);
 	}
 	nni_mtx_unlock(&s->mtx);
 }
 
-static int
+static void
 req0_ctx_init(void *arg, void *sock)
 {
 	req0_sock *s   = sock;
-	req0_ctx * ctx = arg;
-
-	nni_timer_init(&ctx->timer, req0_ctx_timeout, ctx);
+	req0_ctx  *ctx = arg;
 
 	nni_mtx_lock(&s->mtx);
 	ctx->sock     = s;
@@ -397,16 +433,14 @@ req0_ctx_init(void *arg, void *sock)
 	ctx->retry    = s->retry;
 	nni_list_append(&s->contexts, ctx);
 	nni_mtx_unlock(&s->mtx);
-
-	return (0);
 }
 
 static void
 req0_ctx_fini(void *arg)
 {
-	req0_ctx * ctx = arg;
+	req0_ctx  *ctx = arg;
 	req0_sock *s   = ctx->sock;
-	nni_aio *  aio;
+	nni_aio   *aio;
 
 	nni_mtx_lock(&s->mtx);
 	if ((aio = ctx->recv_aio) != NULL) {
@@ -422,9 +456,6 @@ req0_ctx_fini(void *arg)
 	req0_ctx_reset(ctx);
 	nni_list_remove(&s->contexts, ctx);
 	nni_mtx_unlock(&s->mtx);
-
-	nni_timer_cancel(&ctx->timer);
-	nni_timer_fini(&ctx->timer);
 }
 
 static int
@@ -442,10 +473,10 @@ req0_ctx_get_resend_time(void *arg, void *buf, size_t *szp, nni_opt_type t)
 }
 
 static void
-req0_run_send_queue(req0_sock *s, nni_list *sent_list)
+req0_run_send_queue(req0_sock *s, nni_aio_completions *sent_list)
 {
 	req0_ctx *ctx;
-	nni_aio * aio;
+	nni_aio  *aio;
 
 	// Note: This routine should be called with the socket lock held.
 	while ((ctx = nni_list_first(&s->send_queue)) != NULL) {
@@ -455,20 +486,20 @@ req0_run_send_queue(req0_sock *s, nni_list *sent_list)
 			return;
 		}
 
-		// We have a place to send it, so do the send.
+		// We have a place to send it, so send it.
 		// If a sending error occurs that causes the message to
 		// be dropped, we rely on the resend timer to pick it up.
 		// We also notify the completion callback if this is the
 		// first send attempt.
 		nni_list_remove(&s->send_queue, ctx);
 
-		// Schedule a resubmit timer.  We only do this if we got
+		// Schedule a retry.  We only do this if we got
 		// a pipe to send to.  Otherwise, we should get handled
 		// the next time that the send_queue is run.  We don't do this
 		// if the retry is "disabled" with NNG_DURATION_INFINITE.
 		if (ctx->retry > 0) {
-			nni_timer_schedule(
-			    &ctx->timer, nni_clock() + ctx->retry);
+			nni_list_node_remove(&ctx->retry_node);
+			nni_list_append(&s->retry_queue, ctx);
 		}
 
 		// Put us on the pipe list of active contexts.
@@ -489,14 +520,14 @@ req0_run_send_queue(req0_sock *s, nni_list *sent_list)
 			// If the list was passed in, we want to do a
 			// synchronous completion later.
 			if (sent_list != NULL) {
-				nni_list_append(sent_list, aio);
+				nni_aio_completions_add(sent_list, aio, 0, 0);
 			} else {
 				nni_aio_finish(aio, 0, 0);
 			}
 		}
 
 		// At this point, we will never give this message back to
-		// to the user, so we don't have to worry about making it
+		// the user, so we don't have to worry about making it
 		// unique.  We can freely clone it.
 		nni_msg_clone(ctx->req_msg);
 		nni_aio_set_msg(&p->aio_send, ctx->req_msg);
@@ -510,16 +541,7 @@ req0_ctx_reset(req0_ctx *ctx)
 	req0_sock *s = ctx->sock;
 	// Call with sock lock held!
 
-	// We cannot safely "wait" using nni_timer_cancel, but this removes
-	// any scheduled timer activation.  If the timeout is already running
-	// concurrently, it will still run.  It should do nothing, because
-	// we toss the request.  There is still a very narrow race if the
-	// timeout fires, but doesn't actually start running before we
-	// both finish this function, *and* manage to reschedule another
-	// request.  The consequence of that occurring is that the request
-	// will be emitted on the wire twice.  This is not actually tragic.
-	nni_timer_schedule(&ctx->timer, NNI_TIME_NEVER);
-
+	nni_list_node_remove(&ctx->retry_node);
 	nni_list_node_remove(&ctx->pipe_node);
 	nni_list_node_remove(&ctx->send_node);
 	if (ctx->request_id != 0) {
@@ -540,10 +562,27 @@ req0_ctx_reset(req0_ctx *ctx)
 static void
 req0_ctx_cancel_recv(nni_aio *aio, void *arg, int rv)
 {
-	req0_ctx * ctx = arg;
+	req0_ctx  *ctx = arg;
 	req0_sock *s   = ctx->sock;
 
 	nni_mtx_lock(&s->mtx);
+
+	// So it turns out that some users start receiving before waiting
+	// for the send notification.  In this case if receiving is
+	// canceled before sending completes, we need to restore the
+	// message for the user.  It's probably a mis-design if the user
+	// is trying to receive without waiting for sending to complete, but
+	// it was reported in the field.  Users who want to avoid this mess
+	// should just start receiving from the send completion callback.
+	if (ctx->send_aio != NULL) {
+		nni_aio_set_msg(ctx->send_aio, ctx->req_msg);
+		nni_msg_header_clear(ctx->req_msg);
+		ctx->req_msg = NULL;
+		nni_aio_finish_error(ctx->send_aio, NNG_ECANCELED);
+		ctx->send_aio = NULL;
+		nni_list_remove(&s->send_queue, ctx);
+	}
+
 	if (ctx->recv_aio == aio) {
 		ctx->recv_aio = NULL;
 
@@ -551,22 +590,23 @@ req0_ctx_cancel_recv(nni_aio *aio, void *arg, int rv)
 		// entire state machine.  This allows us to preserve the
 		// semantic of exactly one receive operation per send
 		// operation, and should be the least surprising for users. The
-		// main consequence is that if a receive operation is completed
+		// main consequence is that if the operation is completed
 		// (in error or otherwise), the user must submit a new send
 		// operation to restart the state machine.
 		req0_ctx_reset(ctx);
 
 		nni_aio_finish_error(aio, rv);
 	}
+
 	nni_mtx_unlock(&s->mtx);
 }
 
 static void
 req0_ctx_recv(void *arg, nni_aio *aio)
 {
-	req0_ctx * ctx = arg;
+	req0_ctx  *ctx = arg;
 	req0_sock *s   = ctx->sock;
-	nni_msg *  msg;
+	nni_msg   *msg;
 
 	if (nni_aio_begin(aio) != 0) {
 		return;
@@ -616,7 +656,7 @@ req0_ctx_recv(void *arg, nni_aio *aio)
 static void
 req0_ctx_cancel_send(nni_aio *aio, void *arg, int rv)
 {
-	req0_ctx * ctx = arg;
+	req0_ctx  *ctx = arg;
 	req0_sock *s   = ctx->sock;
 
 	nni_mtx_lock(&s->mtx);
@@ -647,9 +687,9 @@ req0_ctx_cancel_send(nni_aio *aio, void *arg, int rv)
 static void
 req0_ctx_send(void *arg, nni_aio *aio)
 {
-	req0_ctx * ctx = arg;
+	req0_ctx  *ctx = arg;
 	req0_sock *s   = ctx->sock;
-	nng_msg *  msg = nni_aio_get_msg(aio);
+	nng_msg   *msg = nni_aio_get_msg(aio);
 	int        rv;
 
 	if (nni_aio_begin(aio) != 0) {
@@ -680,7 +720,7 @@ req0_ctx_send(void *arg, nni_aio *aio)
 	req0_ctx_reset(ctx);
 
 	// Insert us on the per ID hash list, so that receives can find us.
-	if ((rv = nni_id_alloc(&s->requests, &ctx->request_id, ctx)) != 0) {
+	if ((rv = nni_id_alloc32(&s->requests, &ctx->request_id, ctx)) != 0) {
 		nni_mtx_unlock(&s->mtx);
 		nni_aio_finish_error(aio, rv);
 		return;
@@ -701,6 +741,15 @@ req0_ctx_send(void *arg, nni_aio *aio)
 	ctx->req_msg  = msg;
 	ctx->send_aio = aio;
 	nni_aio_set_msg(aio, NULL);
+
+	if (ctx->retry > 0) {
+		ctx->retry_time = nni_clock() + ctx->retry;
+		nni_list_append(&s->retry_queue, ctx);
+		if (!s->retry_active) {
+			s->retry_active = true;
+			nni_sleep_aio(s->retry_tick, &s->retry_aio);
+		}
+	}
 
 	// Stick us on the send_queue list.
 	nni_list_append(&s->send_queue, ctx);
@@ -758,6 +807,34 @@ req0_sock_get_resend_time(void *arg, void *buf, size_t *szp, nni_opt_type t)
 {
 	req0_sock *s = arg;
 	return (req0_ctx_get_resend_time(&s->master, buf, szp, t));
+}
+
+static int
+req0_sock_set_resend_tick(
+    void *arg, const void *buf, size_t sz, nni_opt_type t)
+{
+	req0_sock   *s = arg;
+	nng_duration tick;
+	int          rv;
+
+	if ((rv = nni_copyin_ms(&tick, buf, sz, t)) == 0) {
+		nni_mtx_lock(&s->mtx);
+		s->retry_tick = tick;
+		nni_mtx_unlock(&s->mtx);
+	}
+	return (rv);
+}
+
+static int
+req0_sock_get_resend_tick(void *arg, void *buf, size_t *szp, nni_opt_type t)
+{
+	req0_sock   *s = arg;
+	nng_duration tick;
+
+	nni_mtx_lock(&s->mtx);
+	tick = s->retry_tick;
+	nni_mtx_unlock(&s->mtx);
+	return (nni_copyout_ms(tick, buf, szp, t));
 }
 
 static int
@@ -835,6 +912,12 @@ static nni_option req0_sock_options[] = {
 	    .o_name = NNG_OPT_SENDFD,
 	    .o_get  = req0_sock_get_send_fd,
 	},
+	{
+	    .o_name = NNG_OPT_REQ_RESENDTICK,
+	    .o_get  = req0_sock_get_resend_tick,
+	    .o_set  = req0_sock_set_resend_tick,
+	},
+
 	// terminate list
 	{
 	    .o_name = NULL,

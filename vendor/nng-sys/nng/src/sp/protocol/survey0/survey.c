@@ -1,5 +1,5 @@
 //
-// Copyright 2020 Staysail Systems, Inc. <info@staysail.tech>
+// Copyright 2024 Staysail Systems, Inc. <info@staysail.tech>
 // Copyright 2018 Capitar IT Group BV <info@capitar.com>
 //
 // This software is supplied under the terms of the MIT License, a
@@ -25,17 +25,15 @@ typedef struct surv0_ctx  surv0_ctx;
 
 static void surv0_pipe_send_cb(void *);
 static void surv0_pipe_recv_cb(void *);
-static void surv0_ctx_timeout(void *);
 
 struct surv0_ctx {
-	surv0_sock *   sock;
+	surv0_sock    *sock;
 	uint32_t       survey_id; // survey id
-	nni_timer_node timer;
-	nni_time       expire;
 	nni_lmq        recv_lmq;
 	nni_list       recv_queue;
 	nni_atomic_int recv_buf;
 	nni_atomic_int survey_time;
+	nni_time       expire;
 	int            err;
 };
 
@@ -53,8 +51,8 @@ struct surv0_sock {
 
 // surv0_pipe is our per-pipe protocol private structure.
 struct surv0_pipe {
-	nni_pipe *    pipe;
-	surv0_sock *  sock;
+	nni_pipe     *pipe;
+	surv0_sock   *sock;
 	nni_lmq       send_queue;
 	nni_list_node node;
 	nni_aio       aio_send;
@@ -66,7 +64,7 @@ struct surv0_pipe {
 static void
 surv0_ctx_abort(surv0_ctx *ctx, int err)
 {
-	nni_aio *   aio;
+	nni_aio    *aio;
 	surv0_sock *sock = ctx->sock;
 
 	while ((aio = nni_list_first(&ctx->recv_queue)) != NULL) {
@@ -99,16 +97,14 @@ surv0_ctx_fini(void *arg)
 	surv0_ctx *ctx = arg;
 
 	surv0_ctx_close(ctx);
-	nni_timer_cancel(&ctx->timer);
 	nni_lmq_fini(&ctx->recv_lmq);
 }
 
-static int
+static void
 surv0_ctx_init(void *c, void *s)
 {
-	surv0_ctx *  ctx  = c;
-	surv0_sock * sock = s;
-	int          rv;
+	surv0_ctx   *ctx  = c;
+	surv0_sock  *sock = s;
 	int          len;
 	nng_duration tmo;
 
@@ -129,18 +125,13 @@ surv0_ctx_init(void *c, void *s)
 
 	ctx->sock = sock;
 
-	if ((rv = nni_lmq_init(&ctx->recv_lmq, len)) != 0) {
-		surv0_ctx_fini(ctx);
-		return (rv);
-	}
-	nni_timer_init(&ctx->timer, surv0_ctx_timeout, ctx);
-	return (0);
+	nni_lmq_init(&ctx->recv_lmq, len);
 }
 
 static void
 surv0_ctx_cancel(nni_aio *aio, void *arg, int rv)
 {
-	surv0_ctx * ctx  = arg;
+	surv0_ctx  *ctx  = arg;
 	surv0_sock *sock = ctx->sock;
 	nni_mtx_lock(&sock->mtx);
 	if (nni_list_active(&ctx->recv_queue, aio)) {
@@ -157,22 +148,33 @@ surv0_ctx_cancel(nni_aio *aio, void *arg, int rv)
 static void
 surv0_ctx_recv(void *arg, nni_aio *aio)
 {
-	surv0_ctx * ctx  = arg;
-	surv0_sock *sock = ctx->sock;
-	nni_msg *   msg;
+	surv0_ctx   *ctx  = arg;
+	surv0_sock  *sock = ctx->sock;
+	nni_msg     *msg;
+	nni_time     now;
+	nni_duration timeout;
 
 	if (nni_aio_begin(aio) != 0) {
 		return;
 	}
 
+	now = nni_clock();
+
 	nni_mtx_lock(&sock->mtx);
-	if (ctx->survey_id == 0) {
+	if ((ctx->survey_id == 0) || (now >= ctx->expire)) {
 		nni_mtx_unlock(&sock->mtx);
 		nni_aio_finish_error(aio, NNG_ESTATE);
 		return;
 	}
+
+	timeout = nni_aio_get_timeout(aio);
+	if ((timeout < 1) || ((now + timeout) > ctx->expire)) {
+		// limit the timeout to the survey time
+		nni_aio_set_expire(aio, ctx->expire);
+	}
+
 again:
-	if (nni_lmq_getq(&ctx->recv_lmq, &msg) != 0) {
+	if (nni_lmq_get(&ctx->recv_lmq, &msg) != 0) {
 		int rv;
 		if ((rv = nni_aio_schedule(aio, &surv0_ctx_cancel, ctx)) !=
 		    0) {
@@ -195,32 +197,14 @@ again:
 	nni_aio_finish_msg(aio, msg);
 }
 
-void
-surv0_ctx_timeout(void *arg)
-{
-	surv0_ctx * ctx  = arg;
-	surv0_sock *sock = ctx->sock;
-
-	nni_mtx_lock(&sock->mtx);
-	if (nni_clock() < ctx->expire) {
-		nni_mtx_unlock(&sock->mtx);
-		return;
-	}
-
-	// Abort any pending receives.
-	surv0_ctx_abort(ctx, NNG_ETIMEDOUT);
-	nni_mtx_unlock(&sock->mtx);
-}
-
 static void
 surv0_ctx_send(void *arg, nni_aio *aio)
 {
-	surv0_ctx *  ctx  = arg;
-	surv0_sock * sock = ctx->sock;
-	surv0_pipe * pipe;
-	nni_msg *    msg = nni_aio_get_msg(aio);
+	surv0_ctx   *ctx  = arg;
+	surv0_sock  *sock = ctx->sock;
+	surv0_pipe  *pipe;
+	nni_msg     *msg = nni_aio_get_msg(aio);
 	size_t       len = nni_msg_len(msg);
-	nni_time     now = nni_clock();
 	nng_duration survey_time;
 	int          rv;
 
@@ -234,10 +218,9 @@ surv0_ctx_send(void *arg, nni_aio *aio)
 
 	// Abort everything outstanding.
 	surv0_ctx_abort(ctx, NNG_ECANCELED);
-	nni_timer_cancel(&ctx->timer);
 
 	// Allocate the new ID.
-	if ((rv = nni_id_alloc(&sock->surveys, &ctx->survey_id, ctx)) != 0) {
+	if ((rv = nni_id_alloc32(&sock->surveys, &ctx->survey_id, ctx)) != 0) {
 		nni_mtx_unlock(&sock->mtx);
 		nni_aio_finish_error(aio, rv);
 		return;
@@ -259,12 +242,13 @@ surv0_ctx_send(void *arg, nni_aio *aio)
 			nni_pipe_send(pipe->pipe, &pipe->aio_send);
 		} else if (!nni_lmq_full(&pipe->send_queue)) {
 			nni_msg_clone(msg);
-			nni_lmq_putq(&pipe->send_queue, msg);
+			nni_lmq_put(&pipe->send_queue, msg);
 		}
 	}
 
-	ctx->expire = now + survey_time;
-	nni_timer_schedule(&ctx->timer, ctx->expire);
+	// save the survey time, so we know the maximum timeout to use when
+	// waiting for receive
+	ctx->expire = nni_clock() + survey_time;
 
 	nni_mtx_unlock(&sock->mtx);
 	nni_msg_free(msg);
@@ -284,11 +268,10 @@ surv0_sock_fini(void *arg)
 	nni_mtx_fini(&sock->mtx);
 }
 
-static int
+static void
 surv0_sock_init(void *arg, nni_sock *s)
 {
 	surv0_sock *sock = arg;
-	int         rv;
 
 	NNI_ARG_UNUSED(s);
 
@@ -299,7 +282,7 @@ surv0_sock_init(void *arg, nni_sock *s)
 	// We are always writable.
 	nni_pollable_raise(&sock->writable);
 
-	// We allow for some buffering on a per pipe basis, to allow for
+	// We allow for some buffering on a per-pipe basis, to allow for
 	// multiple contexts to have surveys outstanding.  It is recommended
 	// to increase this if many contexts will want to publish
 	// at nearly the same time.
@@ -311,14 +294,9 @@ surv0_sock_init(void *arg, nni_sock *s)
 	// accidental collision across restarts.
 	nni_id_map_init(&sock->surveys, 0x80000000u, 0xffffffffu, true);
 
-	if ((rv = surv0_ctx_init(&sock->ctx, sock)) != 0) {
-		surv0_sock_fini(sock);
-		return (rv);
-	}
+	surv0_ctx_init(&sock->ctx, sock);
 
 	sock->ttl = 8;
-
-	return (0);
 }
 
 static void
@@ -359,7 +337,6 @@ surv0_pipe_init(void *arg, nni_pipe *pipe, void *s)
 {
 	surv0_pipe *p    = arg;
 	surv0_sock *sock = s;
-	int         rv;
 	int         len;
 
 	len = nni_atomic_get(&sock->send_buf);
@@ -369,10 +346,7 @@ surv0_pipe_init(void *arg, nni_pipe *pipe, void *s)
 	// This depth could be tunable.  The deeper the queue, the more
 	// concurrent surveys that can be delivered (multiple contexts).
 	// Note that surveys can be *outstanding*, but not yet put on the wire.
-	if ((rv = nni_lmq_init(&p->send_queue, len)) != 0) {
-		surv0_pipe_fini(p);
-		return (rv);
-	}
+	nni_lmq_init(&p->send_queue, len);
 
 	p->pipe = pipe;
 	p->sock = sock;
@@ -386,6 +360,9 @@ surv0_pipe_start(void *arg)
 	surv0_sock *s = p->sock;
 
 	if (nni_pipe_peer(p->pipe) != NNG_SURVEYOR0_PEER) {
+		nng_log_warn("NNG-PEER-MISMATCH",
+		    "Peer protocol mismatch: %d != %d, rejected.",
+		    nni_pipe_peer(p->pipe), NNG_SURVEYOR0_PEER);
 		return (NNG_EPROTO);
 	}
 
@@ -420,7 +397,7 @@ surv0_pipe_send_cb(void *arg)
 {
 	surv0_pipe *p    = arg;
 	surv0_sock *sock = p->sock;
-	nni_msg *   msg;
+	nni_msg    *msg;
 
 	if (nni_aio_result(&p->aio_send) != 0) {
 		nni_msg_free(nni_aio_get_msg(&p->aio_send));
@@ -434,7 +411,7 @@ surv0_pipe_send_cb(void *arg)
 		nni_mtx_unlock(&sock->mtx);
 		return;
 	}
-	if (nni_lmq_getq(&p->send_queue, &msg) == 0) {
+	if (nni_lmq_get(&p->send_queue, &msg) == 0) {
 		nni_aio_set_msg(&p->aio_send, msg);
 		nni_pipe_send(p->pipe, &p->aio_send);
 	} else {
@@ -448,10 +425,10 @@ surv0_pipe_recv_cb(void *arg)
 {
 	surv0_pipe *p    = arg;
 	surv0_sock *sock = p->sock;
-	surv0_ctx * ctx;
-	nni_msg *   msg;
+	surv0_ctx  *ctx;
+	nni_msg    *msg;
 	uint32_t    id;
-	nni_aio *   aio;
+	nni_aio    *aio;
 
 	if (nni_aio_result(&p->aio_recv) != 0) {
 		nni_pipe_close(p->pipe);
@@ -482,7 +459,7 @@ surv0_pipe_recv_cb(void *arg)
 		nni_list_remove(&ctx->recv_queue, aio);
 		nni_aio_finish_msg(aio, msg);
 	} else {
-		nni_lmq_putq(&ctx->recv_lmq, msg);
+		nni_lmq_put(&ctx->recv_lmq, msg);
 		if (ctx == &sock->ctx) {
 			nni_pollable_raise(&sock->readable);
 		}
@@ -496,7 +473,7 @@ static int
 surv0_ctx_set_survey_time(
     void *arg, const void *buf, size_t sz, nni_opt_type t)
 {
-	surv0_ctx *  ctx = arg;
+	surv0_ctx   *ctx = arg;
 	nng_duration expire;
 	int          rv;
 	if ((rv = nni_copyin_ms(&expire, buf, sz, t)) == 0) {

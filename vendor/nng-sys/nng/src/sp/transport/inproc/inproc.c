@@ -1,5 +1,5 @@
 //
-// Copyright 2020 Staysail Systems, Inc. <info@staysail.tech>
+// Copyright 2023 Staysail Systems, Inc. <info@staysail.tech>
 // Copyright 2018 Capitar IT Group BV <info@capitar.com>
 // Copyright 2018 Devolutions <info@devolutions.net>
 //
@@ -29,8 +29,8 @@ typedef struct {
 
 // inproc_pipe represents one half of a connection.
 struct inproc_pipe {
-	const char *  addr;
-	inproc_pair * pair;
+	const char   *addr;
+	inproc_pair  *pair;
 	inproc_queue *recv_queue;
 	inproc_queue *send_queue;
 	uint16_t      peer;
@@ -52,7 +52,7 @@ struct inproc_pair {
 };
 
 struct inproc_ep {
-	const char *  addr;
+	const char   *addr;
 	bool          listener;
 	nni_list_node node;
 	uint16_t      proto;
@@ -65,21 +65,19 @@ struct inproc_ep {
 
 // nni_inproc is our global state - this contains the list of active endpoints
 // which we use for coordinating rendezvous.
-static inproc_global nni_inproc;
+static inproc_global nni_inproc = {
+	.servers = NNI_LIST_INITIALIZER(nni_inproc.servers, inproc_ep, node),
+	.mx      = NNI_MTX_INITIALIZER,
+};
 
-static int
+static void
 inproc_init(void)
 {
-	NNI_LIST_INIT(&nni_inproc.servers, inproc_ep, node);
-
-	nni_mtx_init(&nni_inproc.mx);
-	return (0);
 }
 
 static void
 inproc_fini(void)
 {
-	nni_mtx_fini(&nni_inproc.mx);
 }
 
 // inproc_pair destroy is called when both pipe-ends of the pipe
@@ -204,11 +202,15 @@ inproc_queue_cancel(nni_aio *aio, void *arg, int rv)
 static void
 inproc_pipe_send(void *arg, nni_aio *aio)
 {
-	inproc_pipe * pipe  = arg;
+	inproc_pipe  *pipe  = arg;
 	inproc_queue *queue = pipe->send_queue;
 	int           rv;
 
 	if (nni_aio_begin(aio) != 0) {
+		// No way to give the message back to the protocol, so
+		// we just discard it silently to prevent it from leaking.
+		nni_msg_free(nni_aio_get_msg(aio));
+		nni_aio_set_msg(aio, NULL);
 		return;
 	}
 
@@ -226,7 +228,7 @@ inproc_pipe_send(void *arg, nni_aio *aio)
 static void
 inproc_pipe_recv(void *arg, nni_aio *aio)
 {
-	inproc_pipe * pipe  = arg;
+	inproc_pipe  *pipe  = arg;
 	inproc_queue *queue = pipe->recv_queue;
 	int           rv;
 
@@ -284,7 +286,7 @@ static int
 inproc_dialer_init(void **epp, nni_url *url, nni_dialer *ndialer)
 {
 	inproc_ep *ep;
-	nni_sock * sock = nni_dialer_sock(ndialer);
+	nni_sock  *sock = nni_dialer_sock(ndialer);
 
 	if ((ep = NNI_ALLOC_STRUCT(ep)) == NULL) {
 		return (NNG_ENOMEM);
@@ -307,16 +309,16 @@ static int
 inproc_listener_init(void **epp, nni_url *url, nni_listener *nlistener)
 {
 	inproc_ep *ep;
-	nni_sock * sock = nni_listener_sock(nlistener);
+	nni_sock  *sock = nni_listener_sock(nlistener);
 
 	if ((ep = NNI_ALLOC_STRUCT(ep)) == NULL) {
 		return (NNG_ENOMEM);
 	}
 	nni_mtx_init(&ep->mtx);
 
-	ep->listener  = true;
-	ep->proto     = nni_sock_proto_id(sock);
-	ep->rcvmax    = 0;
+	ep->listener = true;
+	ep->proto    = nni_sock_proto_id(sock);
+	ep->rcvmax   = 0;
 	NNI_LIST_INIT(&ep->clients, inproc_ep, node);
 	nni_aio_list_init(&ep->aios);
 
@@ -357,7 +359,7 @@ inproc_ep_close(void *arg)
 {
 	inproc_ep *ep = arg;
 	inproc_ep *client;
-	nni_aio *  aio;
+	nni_aio   *aio;
 
 	nni_mtx_lock(&nni_inproc.mx);
 	if (nni_list_active(&nni_inproc.servers, ep)) {
@@ -390,7 +392,7 @@ inproc_accept_clients(inproc_ep *srv)
 			inproc_pipe *cpipe;
 			inproc_pipe *spipe;
 			inproc_pair *pair;
-			nni_aio *    saio;
+			nni_aio     *saio;
 			int          rv;
 
 			if ((saio = nni_list_first(&srv->aios)) == NULL) {
@@ -512,7 +514,7 @@ inproc_ep_bind(void *arg)
 {
 	inproc_ep *ep = arg;
 	inproc_ep *srch;
-	nni_list * list = &nni_inproc.servers;
+	nni_list  *list = &nni_inproc.servers;
 
 	nni_mtx_lock(&nni_inproc.mx);
 	NNI_LIST_FOREACH (list, srch) {
@@ -581,7 +583,7 @@ inproc_ep_set_recvmaxsz(void *arg, const void *v, size_t sz, nni_opt_type t)
 static int
 inproc_ep_get_addr(void *arg, void *v, size_t *szp, nni_opt_type t)
 {
-	inproc_ep *  ep = arg;
+	inproc_ep   *ep = arg;
 	nng_sockaddr sa;
 	sa.s_inproc.sa_family = NNG_AF_INPROC;
 	nni_strlcpy(
@@ -611,7 +613,7 @@ inproc_pipe_getopt(
 	return (nni_getopt(inproc_pipe_options, name, arg, v, szp, t));
 }
 
-static nni_tran_pipe_ops inproc_pipe_ops = {
+static nni_sp_pipe_ops inproc_pipe_ops = {
 	.p_init   = inproc_pipe_init,
 	.p_fini   = inproc_pipe_fini,
 	.p_send   = inproc_pipe_send,
@@ -654,7 +656,7 @@ inproc_ep_setopt(
 	return (nni_setopt(inproc_ep_options, name, arg, v, sz, t));
 }
 
-static nni_tran_dialer_ops inproc_dialer_ops = {
+static nni_sp_dialer_ops inproc_dialer_ops = {
 	.d_init    = inproc_dialer_init,
 	.d_fini    = inproc_ep_fini,
 	.d_connect = inproc_ep_connect,
@@ -663,7 +665,7 @@ static nni_tran_dialer_ops inproc_dialer_ops = {
 	.d_setopt  = inproc_ep_setopt,
 };
 
-static nni_tran_listener_ops inproc_listener_ops = {
+static nni_sp_listener_ops inproc_listener_ops = {
 	.l_init   = inproc_listener_init,
 	.l_fini   = inproc_ep_fini,
 	.l_bind   = inproc_ep_bind,
@@ -675,8 +677,7 @@ static nni_tran_listener_ops inproc_listener_ops = {
 
 // This is the inproc transport linkage, and should be the only global
 // symbol in this entire file.
-struct nni_tran nni_inproc_tran = {
-	.tran_version  = NNI_TRANSPORT_VERSION,
+struct nni_sp_tran nni_inproc_tran = {
 	.tran_scheme   = "inproc",
 	.tran_dialer   = &inproc_dialer_ops,
 	.tran_listener = &inproc_listener_ops,
@@ -685,8 +686,16 @@ struct nni_tran nni_inproc_tran = {
 	.tran_fini     = inproc_fini,
 };
 
+#ifndef NNG_ELIDE_DEPRECATED
 int
 nng_inproc_register(void)
 {
-	return (nni_tran_register(&nni_inproc_tran));
+	return (nni_init());
+}
+#endif
+
+void
+nni_sp_inproc_register(void)
+{
+	nni_sp_tran_register(&nni_inproc_tran);
 }

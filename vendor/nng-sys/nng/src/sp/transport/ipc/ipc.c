@@ -1,5 +1,5 @@
 //
-// Copyright 2020 Staysail Systems, Inc. <info@staysail.tech>
+// Copyright 2024 Staysail Systems, Inc. <info@staysail.tech>
 // Copyright 2018 Capitar IT Group BV <info@capitar.com>
 // Copyright 2019 Devolutions <info@devolutions.net>
 //
@@ -10,7 +10,6 @@
 //
 
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "core/nng_impl.h"
 
@@ -26,14 +25,13 @@ typedef struct ipc_ep   ipc_ep;
 
 // ipc_pipe is one end of an IPC connection.
 struct ipc_pipe {
-	nng_stream *    conn;
+	nng_stream     *conn;
 	uint16_t        peer;
 	uint16_t        proto;
 	size_t          rcv_max;
 	bool            closed;
-	nni_sockaddr    sa;
-	ipc_ep *        ep;
-	nni_pipe *      pipe;
+	ipc_ep         *ep;
+	nni_pipe       *pipe;
 	nni_list_node   node;
 	nni_atomic_flag reaped;
 	nni_reap_node   reap;
@@ -48,27 +46,26 @@ struct ipc_pipe {
 	nni_aio         tx_aio;
 	nni_aio         rx_aio;
 	nni_aio         neg_aio;
-	nni_msg *       rx_msg;
+	nni_msg        *rx_msg;
 	nni_mtx         mtx;
 };
 
 struct ipc_ep {
 	nni_mtx              mtx;
-	nni_sockaddr         sa;
 	size_t               rcv_max;
 	uint16_t             proto;
 	bool                 started;
 	bool                 closed;
 	bool                 fini;
 	int                  ref_cnt;
-	nng_stream_dialer *  dialer;
+	nng_stream_dialer   *dialer;
 	nng_stream_listener *listener;
-	nni_aio *            user_aio;
-	nni_aio *            conn_aio;
-	nni_aio *            time_aio;
+	nni_aio             *user_aio;
+	nni_aio             *conn_aio;
+	nni_aio             *time_aio;
 	nni_list             busy_pipes; // busy pipes -- ones passed to socket
 	nni_list             wait_pipes; // pipes waiting to match to socket
-	nni_list             neg_pipes;  // pipes busy negotiating
+	nni_list             nego_pipes; // pipes busy negotiating
 	nni_reap_node        reap;
 #ifdef NNG_ENABLE_STATS
 	nni_stat_item st_rcv_max;
@@ -79,7 +76,7 @@ static void ipc_pipe_send_start(ipc_pipe *p);
 static void ipc_pipe_recv_start(ipc_pipe *p);
 static void ipc_pipe_send_cb(void *);
 static void ipc_pipe_recv_cb(void *);
-static void ipc_pipe_neg_cb(void *);
+static void ipc_pipe_nego_cb(void *);
 static void ipc_pipe_fini(void *);
 static void ipc_ep_fini(void *);
 
@@ -93,10 +90,9 @@ static nni_reap_list ipc_pipe_reap_list = {
 	.rl_func   = ipc_pipe_fini,
 };
 
-static int
+static void
 ipc_tran_init(void)
 {
-	return (0);
 }
 
 static void
@@ -142,7 +138,7 @@ static void
 ipc_pipe_fini(void *arg)
 {
 	ipc_pipe *p = arg;
-	ipc_ep *  ep;
+	ipc_ep   *ep;
 
 	ipc_pipe_stop(p);
 	if ((ep = p->ep) != NULL) {
@@ -154,10 +150,10 @@ ipc_pipe_fini(void *arg)
 		}
 		nni_mtx_unlock(&ep->mtx);
 	}
+	nng_stream_free(p->conn);
 	nni_aio_fini(&p->rx_aio);
 	nni_aio_fini(&p->tx_aio);
 	nni_aio_fini(&p->neg_aio);
-	nng_stream_free(p->conn);
 	if (p->rx_msg) {
 		nni_msg_free(p->rx_msg);
 	}
@@ -169,9 +165,6 @@ static void
 ipc_pipe_reap(ipc_pipe *p)
 {
 	if (!nni_atomic_flag_test_and_set(&p->reaped)) {
-		if (p->conn != NULL) {
-			nng_stream_close(p->conn);
-		}
 		nni_reap(&ipc_pipe_reap_list, p);
 	}
 }
@@ -187,7 +180,7 @@ ipc_pipe_alloc(ipc_pipe **pipe_p)
 	nni_mtx_init(&p->mtx);
 	nni_aio_init(&p->tx_aio, ipc_pipe_send_cb, p);
 	nni_aio_init(&p->rx_aio, ipc_pipe_recv_cb, p);
-	nni_aio_init(&p->neg_aio, ipc_pipe_neg_cb, p);
+	nni_aio_init(&p->neg_aio, ipc_pipe_nego_cb, p);
 	nni_aio_list_init(&p->send_q);
 	nni_aio_list_init(&p->recv_q);
 	nni_atomic_flag_reset(&p->reaped);
@@ -198,7 +191,7 @@ ipc_pipe_alloc(ipc_pipe **pipe_p)
 static void
 ipc_ep_match(ipc_ep *ep)
 {
-	nni_aio * aio;
+	nni_aio  *aio;
 	ipc_pipe *p;
 
 	if (((aio = ep->user_aio) == NULL) ||
@@ -214,15 +207,19 @@ ipc_ep_match(ipc_ep *ep)
 }
 
 static void
-ipc_pipe_neg_cb(void *arg)
+ipc_pipe_nego_cb(void *arg)
 {
 	ipc_pipe *p   = arg;
-	ipc_ep *  ep  = p->ep;
-	nni_aio * aio = &p->neg_aio;
-	nni_aio * user_aio;
+	ipc_ep   *ep  = p->ep;
+	nni_aio  *aio = &p->neg_aio;
+	nni_aio  *user_aio;
 	int       rv;
 
 	nni_mtx_lock(&ep->mtx);
+	if (ep->closed) {
+		rv = NNG_ECLOSED;
+		goto error;
+	}
 	if ((rv = nni_aio_result(aio)) != 0) {
 		goto error;
 	}
@@ -252,8 +249,8 @@ ipc_pipe_neg_cb(void *arg)
 		nni_mtx_unlock(&p->ep->mtx);
 		return;
 	}
-	// We have both sent and received the headers.  Lets check the
-	// receive side header.
+	// We have both sent and received the headers.  Let's check the
+	// receiver.
 	if ((p->rx_head[0] != 0) || (p->rx_head[1] != 'S') ||
 	    (p->rx_head[2] != 'P') || (p->rx_head[3] != 0) ||
 	    (p->rx_head[6] != 0) || (p->rx_head[7] != 0)) {
@@ -263,16 +260,9 @@ ipc_pipe_neg_cb(void *arg)
 
 	NNI_GET16(&p->rx_head[4], p->peer);
 
-	// gopherdiscovery patch: the endpoint closed while this handshake's last
-	// step was completing; nobody would ever take or free the pipe.
-	if (ep->closed) {
-		rv = NNG_ECLOSED;
-		goto error;
-	}
-
-	// We are all ready now.  We put this in the wait list, and
+	// We are ready now.  We put this in the wait list, and
 	// then try to run the matcher.
-	nni_list_remove(&ep->neg_pipes, p);
+	nni_list_remove(&ep->nego_pipes, p);
 	nni_list_append(&ep->wait_pipes, p);
 
 	ipc_ep_match(ep);
@@ -280,14 +270,17 @@ ipc_pipe_neg_cb(void *arg)
 	return;
 
 error:
-
+	// If the connection is closed, we need to pass back a different
+	// error code.  This is necessary to avoid a problem where the
+	// closed status is confused with the accept file descriptor
+	// being closed.
+	if (rv == NNG_ECLOSED) {
+		rv = NNG_ECONNSHUT;
+	}
+	nni_list_remove(&ep->nego_pipes, p);
 	nng_stream_close(p->conn);
 	// If we are waiting to negotiate on a client side, then a failure
 	// here has to be passed to the user app.
-	// gopherdiscovery patch: only on the dialer side. On a listener, the
-	// waiting accept belongs to the socket, and an error there (NNG_ECLOSED
-	// when the peer went away mid-handshake) stopped the listener from
-	// accepting ever again. The listener keeps waiting for the next peer.
 	if ((ep->dialer != NULL) && ((user_aio = ep->user_aio) != NULL)) {
 		ep->user_aio = NULL;
 		nni_aio_finish_error(user_aio, rv);
@@ -301,10 +294,10 @@ ipc_pipe_send_cb(void *arg)
 {
 	ipc_pipe *p = arg;
 	int       rv;
-	nni_aio * aio;
+	nni_aio  *aio;
 	size_t    n;
-	nni_msg * msg;
-	nni_aio * tx_aio = &p->tx_aio;
+	nni_msg  *msg;
+	nni_aio  *tx_aio = &p->tx_aio;
 
 	nni_mtx_lock(&p->mtx);
 	if ((rv = nni_aio_result(tx_aio)) != 0) {
@@ -349,17 +342,17 @@ static void
 ipc_pipe_recv_cb(void *arg)
 {
 	ipc_pipe *p = arg;
-	nni_aio * aio;
+	nni_aio  *aio;
 	int       rv;
 	size_t    n;
-	nni_msg * msg;
-	nni_aio * rx_aio = &p->rx_aio;
+	nni_msg  *msg;
+	nni_aio  *rx_aio = &p->rx_aio;
 
 	nni_mtx_lock(&p->mtx);
 
 	if ((rv = nni_aio_result(rx_aio)) != 0) {
 		// Error on receive.  This has to cause an error back
-		// to the user.  Also, if we had allocated an rx_msg, lets
+		// to the user.  Also, if we had an allocated rx_msg, lets
 		// toss it.
 		goto error;
 	}
@@ -391,6 +384,19 @@ ipc_pipe_recv_cb(void *arg)
 		// Make sure the message payload is not too big.  If it is
 		// the caller will shut down the pipe.
 		if ((len > p->rcv_max) && (p->rcv_max > 0)) {
+			uint64_t pid;
+			char     peer[64] = "";
+			if (nng_stream_get_uint64(
+			        p->conn, NNG_OPT_PEER_PID, &pid) == 0) {
+				snprintf(peer, sizeof(peer), " from PID %lu",
+				    (unsigned long) pid);
+			}
+			nng_log_warn("NNG-RCVMAX",
+			    "Oversize message of %lu bytes (> %lu) "
+			    "on socket<%u> pipe<%u> from IPC%s",
+			    (unsigned long) len, (unsigned long) p->rcv_max,
+			    nni_pipe_sock_id(p->pipe), nni_pipe_id(p->pipe),
+			    peer);
 			rv = NNG_EMSGSIZE;
 			goto error;
 		}
@@ -418,7 +424,7 @@ ipc_pipe_recv_cb(void *arg)
 		}
 	}
 
-	// Otherwise we got a message read completely.  Let the user know the
+	// Otherwise, we got a message read completely.  Let the user know the
 	// good news.
 
 	aio = nni_list_first(&p->recv_q);
@@ -525,6 +531,10 @@ ipc_pipe_send(void *arg, nni_aio *aio)
 	int       rv;
 
 	if (nni_aio_begin(aio) != 0) {
+		// No way to give the message back to the protocol, so
+		// we just discard it silently to prevent it from leaking.
+		nni_msg_free(nni_aio_get_msg(aio));
+		nni_aio_set_msg(aio, NULL);
 		return;
 	}
 	nni_mtx_lock(&p->mtx);
@@ -650,7 +660,7 @@ ipc_pipe_start(ipc_pipe *p, nng_stream *conn, ipc_ep *ep)
 	iov.iov_len     = 8;
 	iov.iov_buf     = &p->tx_head[0];
 	nni_aio_set_iov(&p->neg_aio, 1, &iov);
-	nni_list_append(&ep->neg_pipes, p);
+	nni_list_append(&ep->nego_pipes, p);
 
 	nni_aio_set_timeout(&p->neg_aio, 10000); // 10 sec timeout to negotiate
 	nng_stream_send(p->conn, &p->neg_aio);
@@ -659,7 +669,7 @@ ipc_pipe_start(ipc_pipe *p, nng_stream *conn, ipc_ep *ep)
 static void
 ipc_ep_close(void *arg)
 {
-	ipc_ep *  ep = arg;
+	ipc_ep   *ep = arg;
 	ipc_pipe *p;
 
 	nni_mtx_lock(&ep->mtx);
@@ -671,12 +681,9 @@ ipc_ep_close(void *arg)
 	if (ep->listener != NULL) {
 		nng_stream_listener_close(ep->listener);
 	}
-	NNI_LIST_FOREACH (&ep->neg_pipes, p) {
+	NNI_LIST_FOREACH (&ep->nego_pipes, p) {
 		ipc_pipe_close(p);
 	}
-	// gopherdiscovery patch: a pipe that finished its handshake but was never
-	// taken by the socket belongs to nobody else: reap it here, or it (its
-	// descriptor, and through its reference the endpoint) is never freed.
 	while ((p = nni_list_first(&ep->wait_pipes)) != NULL) {
 		nni_list_remove(&ep->wait_pipes, p);
 		ipc_pipe_close(p);
@@ -728,9 +735,9 @@ ipc_ep_timer_cb(void *arg)
 static void
 ipc_ep_accept_cb(void *arg)
 {
-	ipc_ep *    ep  = arg;
-	nni_aio *   aio = ep->conn_aio;
-	ipc_pipe *  p;
+	ipc_ep     *ep  = arg;
+	nni_aio    *aio = ep->conn_aio;
+	ipc_pipe   *p;
 	int         rv;
 	nng_stream *conn;
 
@@ -782,9 +789,9 @@ error:
 static void
 ipc_ep_dial_cb(void *arg)
 {
-	ipc_ep *    ep  = arg;
-	nni_aio *   aio = ep->conn_aio;
-	ipc_pipe *  p;
+	ipc_ep     *ep  = arg;
+	nni_aio    *aio = ep->conn_aio;
+	ipc_pipe   *p;
 	int         rv;
 	nng_stream *conn;
 
@@ -832,7 +839,7 @@ ipc_ep_init(ipc_ep **epp, nni_sock *sock)
 	nni_mtx_init(&ep->mtx);
 	NNI_LIST_INIT(&ep->busy_pipes, ipc_pipe, node);
 	NNI_LIST_INIT(&ep->wait_pipes, ipc_pipe, node);
-	NNI_LIST_INIT(&ep->neg_pipes, ipc_pipe, node);
+	NNI_LIST_INIT(&ep->nego_pipes, ipc_pipe, node);
 
 	ep->proto = nni_sock_proto_id(sock);
 
@@ -854,7 +861,7 @@ ipc_ep_init(ipc_ep **epp, nni_sock *sock)
 static int
 ipc_ep_init_dialer(void **dp, nni_url *url, nni_dialer *dialer)
 {
-	ipc_ep *  ep;
+	ipc_ep   *ep;
 	int       rv;
 	nni_sock *sock = nni_dialer_sock(dialer);
 
@@ -877,7 +884,7 @@ ipc_ep_init_dialer(void **dp, nni_url *url, nni_dialer *dialer)
 static int
 ipc_ep_init_listener(void **dp, nni_url *url, nni_listener *listener)
 {
-	ipc_ep *  ep;
+	ipc_ep   *ep;
 	int       rv;
 	nni_sock *sock = nni_listener_sock(listener);
 
@@ -961,18 +968,8 @@ ipc_ep_set_recv_max_sz(void *arg, const void *v, size_t sz, nni_type t)
 	int     rv;
 	if ((rv = nni_copyin_size(&val, v, sz, 0, NNI_MAXSZ, t)) == 0) {
 
-		ipc_pipe *p;
 		nni_mtx_lock(&ep->mtx);
 		ep->rcv_max = val;
-		NNI_LIST_FOREACH (&ep->wait_pipes, p) {
-			p->rcv_max = val;
-		}
-		NNI_LIST_FOREACH (&ep->neg_pipes, p) {
-			p->rcv_max = val;
-		}
-		NNI_LIST_FOREACH (&ep->busy_pipes, p) {
-			p->rcv_max = val;
-		}
 		nni_mtx_unlock(&ep->mtx);
 #ifdef NNG_ENABLE_STATS
 		nni_stat_set_value(&ep->st_rcv_max, val);
@@ -1037,7 +1034,7 @@ ipc_pipe_get(void *arg, const char *name, void *buf, size_t *szp, nni_type t)
 	return (nni_stream_get(p->conn, name, buf, szp, t));
 }
 
-static nni_tran_pipe_ops ipc_tran_pipe_ops = {
+static nni_sp_pipe_ops ipc_tran_pipe_ops = {
 	.p_init   = ipc_pipe_init,
 	.p_fini   = ipc_pipe_fini,
 	.p_stop   = ipc_pipe_stop,
@@ -1115,7 +1112,7 @@ ipc_listener_set(
 	return (rv);
 }
 
-static nni_tran_dialer_ops ipc_dialer_ops = {
+static nni_sp_dialer_ops ipc_dialer_ops = {
 	.d_init    = ipc_ep_init_dialer,
 	.d_fini    = ipc_ep_fini,
 	.d_connect = ipc_ep_connect,
@@ -1124,7 +1121,7 @@ static nni_tran_dialer_ops ipc_dialer_ops = {
 	.d_setopt  = ipc_dialer_set,
 };
 
-static nni_tran_listener_ops ipc_listener_ops = {
+static nni_sp_listener_ops ipc_listener_ops = {
 	.l_init   = ipc_ep_init_listener,
 	.l_fini   = ipc_ep_fini,
 	.l_bind   = ipc_ep_bind,
@@ -1134,8 +1131,7 @@ static nni_tran_listener_ops ipc_listener_ops = {
 	.l_setopt = ipc_listener_set,
 };
 
-static nni_tran ipc_tran = {
-	.tran_version  = NNI_TRANSPORT_VERSION,
+static nni_sp_tran ipc_tran = {
 	.tran_scheme   = "ipc",
 	.tran_dialer   = &ipc_dialer_ops,
 	.tran_listener = &ipc_listener_ops,
@@ -1145,8 +1141,7 @@ static nni_tran ipc_tran = {
 };
 
 #ifdef NNG_PLATFORM_POSIX
-static nni_tran ipc_tran_unix = {
-	.tran_version  = NNI_TRANSPORT_VERSION,
+static nni_sp_tran ipc_tran_unix = {
 	.tran_scheme   = "unix",
 	.tran_dialer   = &ipc_dialer_ops,
 	.tran_listener = &ipc_listener_ops,
@@ -1157,8 +1152,7 @@ static nni_tran ipc_tran_unix = {
 #endif
 
 #ifdef NNG_HAVE_ABSTRACT_SOCKETS
-static nni_tran ipc_tran_abstract = {
-	.tran_version  = NNI_TRANSPORT_VERSION,
+static nni_sp_tran ipc_tran_abstract = {
 	.tran_scheme   = "abstract",
 	.tran_dialer   = &ipc_dialer_ops,
 	.tran_listener = &ipc_listener_ops,
@@ -1168,20 +1162,22 @@ static nni_tran ipc_tran_abstract = {
 };
 #endif
 
+#ifndef NNG_ELIDE_DEPRECATED
 int
 nng_ipc_register(void)
 {
-	int rv;
-	if (((rv = nni_tran_register(&ipc_tran)) != 0)
+	return (nni_init());
+}
+#endif
+
+void
+nni_sp_ipc_register(void)
+{
+	nni_sp_tran_register(&ipc_tran);
 #ifdef NNG_PLATFORM_POSIX
-	    || ((rv = nni_tran_register(&ipc_tran_unix)) != 0)
+	nni_sp_tran_register(&ipc_tran_unix);
 #endif
 #ifdef NNG_HAVE_ABSTRACT_SOCKETS
-	    || ((rv = nni_tran_register(&ipc_tran_abstract)) != 0)
+	nni_sp_tran_register(&ipc_tran_abstract);
 #endif
-	) {
-		return (rv);
-	}
-
-	return (0);
 }

@@ -1,5 +1,5 @@
 //
-// Copyright 2021 Staysail Systems, Inc. <info@staysail.tech>
+// Copyright 2024 Staysail Systems, Inc. <info@staysail.tech>
 // Copyright 2018 Capitar IT Group BV <info@capitar.com>
 // Copyright 2019 Devolutions <info@devolutions.net>
 //
@@ -9,11 +9,11 @@
 // found online at https://opensource.org/licenses/MIT.
 //
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/nng_impl.h"
+#include "nng/nng.h"
 
 // TCP transport.   Platform specific TCP operations must be
 // supplied as well.
@@ -23,14 +23,14 @@ typedef struct tcptran_ep   tcptran_ep;
 
 // tcp_pipe is one end of a TCP connection.
 struct tcptran_pipe {
-	nng_stream *    conn;
-	nni_pipe *      npipe;
+	nng_stream     *conn;
+	nni_pipe       *npipe;
 	uint16_t        peer;
 	uint16_t        proto;
 	size_t          rcvmax;
 	bool            closed;
 	nni_list_node   node;
-	tcptran_ep *    ep;
+	tcptran_ep     *ep;
 	nni_atomic_flag reaped;
 	nni_reap_node   reap;
 	uint8_t         txlen[sizeof(uint64_t)];
@@ -41,10 +41,10 @@ struct tcptran_pipe {
 	size_t          wantrxhead;
 	nni_list        recvq;
 	nni_list        sendq;
-	nni_aio *       txaio;
-	nni_aio *       rxaio;
-	nni_aio *       negoaio;
-	nni_msg *       rxmsg;
+	nni_aio        *txaio;
+	nni_aio        *rxaio;
+	nni_aio        *negoaio;
+	nni_msg        *rxmsg;
 	nni_mtx         mtx;
 };
 
@@ -55,18 +55,17 @@ struct tcptran_ep {
 	bool                 fini;
 	bool                 started;
 	bool                 closed;
-	nng_url *            url;
-	const char *         host; // for dialers
-	nng_sockaddr         src;
+	nng_url             *url;
+	const char          *host;   // for dialers
 	int                  refcnt; // active pipes
-	nni_aio *            useraio;
-	nni_aio *            connaio;
-	nni_aio *            timeaio;
+	nni_aio             *useraio;
+	nni_aio             *connaio;
+	nni_aio             *timeaio;
 	nni_list             busypipes; // busy pipes -- ones passed to socket
 	nni_list             waitpipes; // pipes waiting to match to socket
 	nni_list             negopipes; // pipes busy negotiating
 	nni_reap_node        reap;
-	nng_stream_dialer *  dialer;
+	nng_stream_dialer   *dialer;
 	nng_stream_listener *listener;
 
 #ifdef NNG_ENABLE_STATS
@@ -92,10 +91,9 @@ static nni_reap_list tcptran_pipe_reap_list = {
 	.rl_func   = tcptran_pipe_fini,
 };
 
-static int
+static void
 tcptran_init(void)
 {
-	return (0);
 }
 
 static void
@@ -142,7 +140,7 @@ static void
 tcptran_pipe_fini(void *arg)
 {
 	tcptran_pipe *p = arg;
-	tcptran_ep *  ep;
+	tcptran_ep   *ep;
 
 	tcptran_pipe_stop(p);
 	if ((ep = p->ep) != NULL) {
@@ -155,10 +153,10 @@ tcptran_pipe_fini(void *arg)
 		nni_mtx_unlock(&ep->mtx);
 	}
 
+	nng_stream_free(p->conn);
 	nni_aio_free(p->rxaio);
 	nni_aio_free(p->txaio);
 	nni_aio_free(p->negoaio);
-	nng_stream_free(p->conn);
 	nni_msg_free(p->rxmsg);
 	nni_mtx_fini(&p->mtx);
 	NNI_FREE_STRUCT(p);
@@ -204,7 +202,7 @@ tcptran_pipe_alloc(tcptran_pipe **pipep)
 static void
 tcptran_ep_match(tcptran_ep *ep)
 {
-	nni_aio *     aio;
+	nni_aio      *aio;
 	tcptran_pipe *p;
 
 	if (((aio = ep->useraio) == NULL) ||
@@ -223,13 +221,17 @@ static void
 tcptran_pipe_nego_cb(void *arg)
 {
 	tcptran_pipe *p   = arg;
-	tcptran_ep *  ep  = p->ep;
-	nni_aio *     aio = p->negoaio;
-	nni_aio *     uaio;
+	tcptran_ep   *ep  = p->ep;
+	nni_aio      *aio = p->negoaio;
+	nni_aio      *uaio;
 	int           rv;
 
 	nni_mtx_lock(&ep->mtx);
-
+	// fix 3a (as upstream 5183093c on main): endpoint closed meanwhile
+	if (ep->closed) {
+		rv = NNG_ECLOSED;
+		goto error;
+	}
 	if ((rv = nni_aio_result(aio)) != 0) {
 		goto error;
 	}
@@ -260,8 +262,8 @@ tcptran_pipe_nego_cb(void *arg)
 		nni_mtx_unlock(&ep->mtx);
 		return;
 	}
-	// We have both sent and received the headers.  Lets check the
-	// receive side header.
+	// We have both sent and received the headers.  Let's check the
+	// receiver.
 	if ((p->rxlen[0] != 0) || (p->rxlen[1] != 'S') ||
 	    (p->rxlen[2] != 'P') || (p->rxlen[3] != 0) || (p->rxlen[6] != 0) ||
 	    (p->rxlen[7] != 0)) {
@@ -271,14 +273,7 @@ tcptran_pipe_nego_cb(void *arg)
 
 	NNI_GET16(&p->rxlen[4], p->peer);
 
-	// gopherdiscovery patch: the endpoint closed while this handshake's last
-	// step was completing; nobody would ever take or free the pipe.
-	if (ep->closed) {
-		rv = NNG_ECLOSED;
-		goto error;
-	}
-
-	// We are all ready now.  We put this in the wait list, and
+	// We are ready now.  We put this in the wait list, and
 	// then try to run the matcher.
 	nni_list_remove(&ep->negopipes, p);
 	nni_list_append(&ep->waitpipes, p);
@@ -289,17 +284,23 @@ tcptran_pipe_nego_cb(void *arg)
 	return;
 
 error:
+	// If the connection is closed, we need to pass back a different
+	// error code.  This is necessary to avoid a problem where the
+	// closed status is confused with the accept file descriptor
+	// being closed.
+	if (rv == NNG_ECLOSED) {
+		rv = NNG_ECONNSHUT;
+	}
 	nng_stream_close(p->conn);
 
-	// gopherdiscovery patch: only on the dialer side. On a listener, the
-	// waiting accept belongs to the socket, and an error there (NNG_ECLOSED
-	// when the peer went away mid-handshake) stopped the listener from
-	// accepting ever again. The listener keeps waiting for the next peer.
+	// fix 1: only a dialer's waiting aio gets a handshake error
 	if ((ep->dialer != NULL) && ((uaio = ep->useraio) != NULL)) {
 		ep->useraio = NULL;
 		nni_aio_finish_error(uaio, rv);
 	}
+	nni_list_remove(&ep->negopipes, p);
 	nni_mtx_unlock(&ep->mtx);
+
 	tcptran_pipe_reap(p);
 }
 
@@ -308,10 +309,10 @@ tcptran_pipe_send_cb(void *arg)
 {
 	tcptran_pipe *p = arg;
 	int           rv;
-	nni_aio *     aio;
+	nni_aio      *aio;
 	size_t        n;
-	nni_msg *     msg;
-	nni_aio *     txaio = p->txaio;
+	nni_msg      *msg;
+	nni_aio      *txaio = p->txaio;
 
 	nni_mtx_lock(&p->mtx);
 	aio = nni_list_first(&p->sendq);
@@ -354,16 +355,21 @@ static void
 tcptran_pipe_recv_cb(void *arg)
 {
 	tcptran_pipe *p = arg;
-	nni_aio *     aio;
+	nni_aio      *aio;
 	int           rv;
 	size_t        n;
-	nni_msg *     msg;
-	nni_aio *     rxaio = p->rxaio;
+	nni_msg      *msg;
+	nni_aio      *rxaio = p->rxaio;
 
 	nni_mtx_lock(&p->mtx);
 	aio = nni_list_first(&p->recvq);
 
 	if ((rv = nni_aio_result(rxaio)) != 0) {
+		goto recv_error;
+	}
+
+	if (p->closed) {
+		rv = NNG_ECLOSED;
 		goto recv_error;
 	}
 
@@ -386,6 +392,20 @@ tcptran_pipe_recv_cb(void *arg)
 		// Make sure the message payload is not too big.  If it is
 		// the caller will shut down the pipe.
 		if ((len > p->rcvmax) && (p->rcvmax > 0)) {
+			nng_sockaddr_storage ss;
+			nng_sockaddr        *sa = (nng_sockaddr *) &ss;
+			char                 peername[64] = "unknown";
+			if ((rv = nng_stream_get_addr(
+			         p->conn, NNG_OPT_REMADDR, sa)) == 0) {
+				(void) nng_str_sockaddr(
+				    sa, peername, sizeof(peername));
+			}
+			nng_log_warn("NNG-RCVMAX",
+			    "Oversize message of %lu bytes (> %lu) "
+			    "on socket<%u> pipe<%u> from TCP %s",
+			    (unsigned long) len, (unsigned long) p->rcvmax,
+			    nni_pipe_sock_id(p->npipe), nni_pipe_id(p->npipe),
+			    peername);
 			rv = NNG_EMSGSIZE;
 			goto recv_error;
 		}
@@ -513,6 +533,10 @@ tcptran_pipe_send(void *arg, nni_aio *aio)
 	int           rv;
 
 	if (nni_aio_begin(aio) != 0) {
+		// No way to give the message back to the protocol, so
+		// we just discard it silently to prevent it from leaking.
+		nni_msg_free(nni_aio_get_msg(aio));
+		nni_aio_set_msg(aio, NULL);
 		return;
 	}
 	nni_mtx_lock(&p->mtx);
@@ -675,7 +699,7 @@ tcptran_ep_fini(void *arg)
 static void
 tcptran_ep_close(void *arg)
 {
-	tcptran_ep *  ep = arg;
+	tcptran_ep   *ep = arg;
 	tcptran_pipe *p;
 
 	nni_mtx_lock(&ep->mtx);
@@ -691,9 +715,7 @@ tcptran_ep_close(void *arg)
 	NNI_LIST_FOREACH (&ep->negopipes, p) {
 		tcptran_pipe_close(p);
 	}
-	// gopherdiscovery patch: a pipe that finished its handshake but was never
-	// taken by the socket belongs to nobody else: reap it here, or it (its
-	// descriptor, and through its reference the endpoint) is never freed.
+	// fix 2: reap pipes that were never taken by the socket
 	while ((p = nni_list_first(&ep->waitpipes)) != NULL) {
 		nni_list_remove(&ep->waitpipes, p);
 		tcptran_pipe_close(p);
@@ -717,8 +739,8 @@ static int
 tcptran_url_parse_source(nng_url *url, nng_sockaddr *sa, const nng_url *surl)
 {
 	int      af;
-	char *   semi;
-	char *   src;
+	char    *semi;
+	char    *src;
 	size_t   len;
 	int      rv;
 	nni_aio *aio;
@@ -735,15 +757,17 @@ tcptran_url_parse_source(nng_url *url, nng_sockaddr *sa, const nng_url *surl)
 		return (0);
 	}
 
-	len             = (size_t)(semi - url->u_hostname);
+	len             = (size_t) (semi - url->u_hostname);
 	url->u_hostname = semi + 1;
 
 	if (strcmp(surl->u_scheme, "tcp") == 0) {
 		af = NNG_AF_UNSPEC;
 	} else if (strcmp(surl->u_scheme, "tcp4") == 0) {
 		af = NNG_AF_INET;
+#ifdef NNG_ENABLE_IPV6
 	} else if (strcmp(surl->u_scheme, "tcp6") == 0) {
 		af = NNG_AF_INET6;
+#endif
 	} else {
 		return (NNG_EADDRINVAL);
 	}
@@ -779,11 +803,11 @@ tcptran_timer_cb(void *arg)
 static void
 tcptran_accept_cb(void *arg)
 {
-	tcptran_ep *  ep  = arg;
-	nni_aio *     aio = ep->connaio;
+	tcptran_ep   *ep  = arg;
+	nni_aio      *aio = ep->connaio;
 	tcptran_pipe *p;
 	int           rv;
-	nng_stream *  conn;
+	nng_stream   *conn;
 
 	nni_mtx_lock(&ep->mtx);
 
@@ -834,11 +858,11 @@ error:
 static void
 tcptran_dial_cb(void *arg)
 {
-	tcptran_ep *  ep  = arg;
-	nni_aio *     aio = ep->connaio;
+	tcptran_ep   *ep  = arg;
+	nni_aio      *aio = ep->connaio;
 	tcptran_pipe *p;
 	int           rv;
-	nng_stream *  conn;
+	nng_stream   *conn;
 
 	if ((rv = nni_aio_result(aio)) != 0) {
 		goto error;
@@ -907,10 +931,10 @@ tcptran_ep_init(tcptran_ep **epp, nng_url *url, nni_sock *sock)
 static int
 tcptran_dialer_init(void **dp, nng_url *url, nni_dialer *ndialer)
 {
-	tcptran_ep * ep;
+	tcptran_ep  *ep;
 	int          rv;
 	nng_sockaddr srcsa;
-	nni_sock *   sock = nni_dialer_sock(ndialer);
+	nni_sock    *sock = nni_dialer_sock(ndialer);
 	nng_url      myurl;
 
 	// Check for invalid URL components.
@@ -956,7 +980,7 @@ tcptran_listener_init(void **lp, nng_url *url, nni_listener *nlistener)
 {
 	tcptran_ep *ep;
 	int         rv;
-	nni_sock *  sock = nni_listener_sock(nlistener);
+	nni_sock   *sock = nni_listener_sock(nlistener);
 
 	// Check for invalid URL components.
 	if ((strlen(url->u_path) != 0) && (strcmp(url->u_path, "/") != 0)) {
@@ -1032,7 +1056,7 @@ static int
 tcptran_ep_get_url(void *arg, void *v, size_t *szp, nni_opt_type t)
 {
 	tcptran_ep *ep = arg;
-	char *      s;
+	char       *s;
 	int         rv;
 	int         port = 0;
 
@@ -1067,18 +1091,8 @@ tcptran_ep_set_recvmaxsz(void *arg, const void *v, size_t sz, nni_opt_type t)
 	size_t      val;
 	int         rv;
 	if ((rv = nni_copyin_size(&val, v, sz, 0, NNI_MAXSZ, t)) == 0) {
-		tcptran_pipe *p;
 		nni_mtx_lock(&ep->mtx);
 		ep->rcvmax = val;
-		NNI_LIST_FOREACH (&ep->waitpipes, p) {
-			p->rcvmax = val;
-		}
-		NNI_LIST_FOREACH (&ep->negopipes, p) {
-			p->rcvmax = val;
-		}
-		NNI_LIST_FOREACH (&ep->busypipes, p) {
-			p->rcvmax = val;
-		}
 		nni_mtx_unlock(&ep->mtx);
 #ifdef NNG_ENABLE_STATS
 		nni_stat_set_value(&ep->st_rcv_max, val);
@@ -1135,7 +1149,7 @@ tcptran_ep_accept(void *arg, nni_aio *aio)
 	nni_mtx_unlock(&ep->mtx);
 }
 
-static nni_tran_pipe_ops tcptran_pipe_ops = {
+static nni_sp_pipe_ops tcptran_pipe_ops = {
 	.p_init   = tcptran_pipe_init,
 	.p_fini   = tcptran_pipe_fini,
 	.p_stop   = tcptran_pipe_stop,
@@ -1218,7 +1232,7 @@ tcptran_listener_setopt(
 	return (rv);
 }
 
-static nni_tran_dialer_ops tcptran_dialer_ops = {
+static nni_sp_dialer_ops tcptran_dialer_ops = {
 	.d_init    = tcptran_dialer_init,
 	.d_fini    = tcptran_ep_fini,
 	.d_connect = tcptran_ep_connect,
@@ -1227,7 +1241,7 @@ static nni_tran_dialer_ops tcptran_dialer_ops = {
 	.d_setopt  = tcptran_dialer_setopt,
 };
 
-static nni_tran_listener_ops tcptran_listener_ops = {
+static nni_sp_listener_ops tcptran_listener_ops = {
 	.l_init   = tcptran_listener_init,
 	.l_fini   = tcptran_ep_fini,
 	.l_bind   = tcptran_ep_bind,
@@ -1237,8 +1251,7 @@ static nni_tran_listener_ops tcptran_listener_ops = {
 	.l_setopt = tcptran_listener_setopt,
 };
 
-static nni_tran tcp_tran = {
-	.tran_version  = NNI_TRANSPORT_VERSION,
+static nni_sp_tran tcp_tran = {
 	.tran_scheme   = "tcp",
 	.tran_dialer   = &tcptran_dialer_ops,
 	.tran_listener = &tcptran_listener_ops,
@@ -1247,8 +1260,7 @@ static nni_tran tcp_tran = {
 	.tran_fini     = tcptran_fini,
 };
 
-static nni_tran tcp4_tran = {
-	.tran_version  = NNI_TRANSPORT_VERSION,
+static nni_sp_tran tcp4_tran = {
 	.tran_scheme   = "tcp4",
 	.tran_dialer   = &tcptran_dialer_ops,
 	.tran_listener = &tcptran_listener_ops,
@@ -1257,8 +1269,8 @@ static nni_tran tcp4_tran = {
 	.tran_fini     = tcptran_fini,
 };
 
-static nni_tran tcp6_tran = {
-	.tran_version  = NNI_TRANSPORT_VERSION,
+#ifdef NNG_ENABLE_IPV6
+static nni_sp_tran tcp6_tran = {
 	.tran_scheme   = "tcp6",
 	.tran_dialer   = &tcptran_dialer_ops,
 	.tran_listener = &tcptran_listener_ops,
@@ -1266,15 +1278,22 @@ static nni_tran tcp6_tran = {
 	.tran_init     = tcptran_init,
 	.tran_fini     = tcptran_fini,
 };
+#endif
 
+#ifndef NNG_ELIDE_DEPRECATED
 int
 nng_tcp_register(void)
 {
-	int rv;
-	if (((rv = nni_tran_register(&tcp_tran)) != 0) ||
-	    ((rv = nni_tran_register(&tcp4_tran)) != 0) ||
-	    ((rv = nni_tran_register(&tcp6_tran)) != 0)) {
-		return (rv);
-	}
-	return (0);
+	return (nni_init());
+}
+#endif
+
+void
+nni_sp_tcp_register(void)
+{
+	nni_sp_tran_register(&tcp_tran);
+	nni_sp_tran_register(&tcp4_tran);
+#ifdef NNG_ENABLE_IPV6
+	nni_sp_tran_register(&tcp6_tran);
+#endif
 }

@@ -1,5 +1,5 @@
 //
-// Copyright 2020 Staysail Systems, Inc. <info@staysail.tech>
+// Copyright 2024 Staysail Systems, Inc. <info@staysail.tech>
 // Copyright 2018 Capitar IT Group BV <info@capitar.com>
 // Copyright 2018 Devolutions <info@devolutions.net>
 // Copyright 2018 Cody Piersall <cody.piersall@gmail.com>
@@ -9,7 +9,6 @@
 // file was obtained (LICENSE.txt).  A copy of the license may also be
 // found online at https://opensource.org/licenses/MIT.
 //
-
 
 #include <nuts.h>
 
@@ -75,7 +74,7 @@ test_tcp_port_zero_bind(void)
 	nng_socket   s2;
 	nng_sockaddr sa;
 	nng_listener l;
-	char *       addr;
+	char        *addr;
 
 	NUTS_OPEN(s1);
 	NUTS_OPEN(s2);
@@ -96,7 +95,7 @@ void
 test_tcp_bad_local_interface(void)
 {
 	nng_socket s1;
-	int rv;
+	int        rv;
 
 	NUTS_OPEN(s1);
 	rv = nng_dial(s1, "tcp://bogus1;127.0.0.1:80", NULL, 0),
@@ -122,12 +121,9 @@ test_tcp_malformed_address(void)
 	nng_socket s1;
 
 	NUTS_OPEN(s1);
-	NUTS_FAIL(
-	    nng_dial(s1, "tcp://127.0.0.1", NULL, 0), NNG_EADDRINVAL);
-	NUTS_FAIL(
-	    nng_dial(s1, "tcp://127.0.0.1.32", NULL, 0), NNG_EADDRINVAL);
-	NUTS_FAIL(
-	    nng_dial(s1, "tcp://127.0.x.1.32", NULL, 0), NNG_EADDRINVAL);
+	NUTS_FAIL(nng_dial(s1, "tcp://127.0.0.1", NULL, 0), NNG_EADDRINVAL);
+	NUTS_FAIL(nng_dial(s1, "tcp://127.0.0.1.32", NULL, 0), NNG_EADDRINVAL);
+	NUTS_FAIL(nng_dial(s1, "tcp://127.0.x.1.32", NULL, 0), NNG_EADDRINVAL);
 	NUTS_FAIL(
 	    nng_listen(s1, "tcp://127.0.0.1.32", NULL, 0), NNG_EADDRINVAL);
 	NUTS_FAIL(
@@ -143,7 +139,7 @@ test_tcp_no_delay_option(void)
 	nng_listener l;
 	bool         v;
 	int          x;
-	char         *addr;
+	char        *addr;
 
 	NUTS_ADDR(addr, "tcp");
 
@@ -161,8 +157,7 @@ test_tcp_no_delay_option(void)
 	NUTS_FAIL(
 	    nng_dialer_get_int(d, NNG_OPT_TCP_NODELAY, &x), NNG_EBADTYPE);
 	x = 0;
-	NUTS_FAIL(
-	    nng_dialer_set_int(d, NNG_OPT_TCP_NODELAY, x), NNG_EBADTYPE);
+	NUTS_FAIL(nng_dialer_set_int(d, NNG_OPT_TCP_NODELAY, x), NNG_EBADTYPE);
 	// This assumes sizeof (bool) != sizeof (int)
 	if (sizeof(bool) != sizeof(int)) {
 		NUTS_FAIL(
@@ -205,7 +200,7 @@ test_tcp_keep_alive_option(void)
 	nng_listener l;
 	bool         v;
 	int          x;
-	char         *addr;
+	char        *addr;
 
 	NUTS_ADDR(addr, "tcp");
 	NUTS_OPEN(s);
@@ -258,7 +253,7 @@ test_tcp_recv_max(void)
 	nng_socket   s1;
 	nng_listener l;
 	size_t       sz;
-	char         *addr;
+	char        *addr;
 
 	NUTS_ADDR(addr, "tcp");
 

@@ -1,5 +1,5 @@
 //
-// Copyright 2020 Staysail Systems, Inc. <info@staysail.tech>
+// Copyright 2024 Staysail Systems, Inc. <info@staysail.tech>
 // Copyright 2018 Capitar IT Group BV <info@capitar.com>
 // Copyright 2019 Devolutions <info@devolutions.net>
 //
@@ -27,7 +27,7 @@ struct ws_dialer {
 	uint16_t           peer; // remote protocol
 	nni_list           aios;
 	nni_mtx            mtx;
-	nni_aio *          connaio;
+	nni_aio           *connaio;
 	nng_stream_dialer *dialer;
 	bool               started;
 };
@@ -36,7 +36,7 @@ struct ws_listener {
 	uint16_t             peer; // remote protocol
 	nni_list             aios;
 	nni_mtx              mtx;
-	nni_aio *            accaio;
+	nni_aio             *accaio;
 	nng_stream_listener *listener;
 	bool                 started;
 };
@@ -45,10 +45,10 @@ struct ws_pipe {
 	nni_mtx     mtx;
 	bool        closed;
 	uint16_t    peer;
-	nni_aio *   user_txaio;
-	nni_aio *   user_rxaio;
-	nni_aio *   txaio;
-	nni_aio *   rxaio;
+	nni_aio    *user_txaio;
+	nni_aio    *user_rxaio;
+	nni_aio    *txaio;
+	nni_aio    *rxaio;
 	nng_stream *ws;
 };
 
@@ -158,6 +158,10 @@ wstran_pipe_send(void *arg, nni_aio *aio)
 	int      rv;
 
 	if (nni_aio_begin(aio) != 0) {
+		// No way to give the message back to the protocol, so
+		// we just discard it silently to prevent it from leaking.
+		nni_msg_free(nni_aio_get_msg(aio));
+		nni_aio_set_msg(aio, NULL);
 		return;
 	}
 	nni_mtx_lock(&p->mtx);
@@ -196,10 +200,10 @@ wstran_pipe_fini(void *arg)
 {
 	ws_pipe *p = arg;
 
+	nng_stream_free(p->ws);
 	nni_aio_free(p->rxaio);
 	nni_aio_free(p->txaio);
 
-	nng_stream_free(p->ws);
 	nni_mtx_fini(&p->mtx);
 	NNI_FREE_STRUCT(p);
 }
@@ -354,7 +358,7 @@ wstran_pipe_getopt(
 	return (rv);
 }
 
-static nni_tran_pipe_ops ws_pipe_ops = {
+static nni_sp_pipe_ops ws_pipe_ops = {
 	.p_init   = wstran_pipe_init,
 	.p_fini   = wstran_pipe_fini,
 	.p_stop   = wstran_pipe_stop,
@@ -392,10 +396,10 @@ wstran_listener_fini(void *arg)
 static void
 wstran_connect_cb(void *arg)
 {
-	ws_dialer * d = arg;
-	ws_pipe *   p;
-	nni_aio *   caio = d->connaio;
-	nni_aio *   uaio;
+	ws_dialer  *d = arg;
+	ws_pipe    *p;
+	nni_aio    *caio = d->connaio;
+	nni_aio    *uaio;
 	int         rv;
 	nng_stream *ws = NULL;
 
@@ -447,8 +451,8 @@ static void
 wstran_accept_cb(void *arg)
 {
 	ws_listener *l    = arg;
-	nni_aio *    aaio = l->accaio;
-	nni_aio *    uaio;
+	nni_aio     *aaio = l->accaio;
+	nni_aio     *uaio;
 	int          rv;
 
 	nni_mtx_lock(&l->mtx);
@@ -485,7 +489,7 @@ static int
 wstran_dialer_init(void **dp, nng_url *url, nni_dialer *ndialer)
 {
 	ws_dialer *d;
-	nni_sock * s = nni_dialer_sock(ndialer);
+	nni_sock  *s = nni_dialer_sock(ndialer);
 	int        rv;
 	char       name[64];
 
@@ -520,7 +524,7 @@ wstran_listener_init(void **lp, nng_url *url, nni_listener *listener)
 {
 	ws_listener *l;
 	int          rv;
-	nni_sock *   s = nni_listener_sock(listener);
+	nni_sock    *s = nni_listener_sock(listener);
 	char         name[64];
 
 	if ((l = NNI_ALLOC_STRUCT(l)) == NULL) {
@@ -548,10 +552,9 @@ wstran_listener_init(void **lp, nng_url *url, nni_listener *listener)
 	return (0);
 }
 
-static int
+static void
 wstran_init(void)
 {
-	return (0);
 }
 
 static void
@@ -622,7 +625,7 @@ wstran_listener_set(
 	return (rv);
 }
 
-static nni_tran_dialer_ops ws_dialer_ops = {
+static nni_sp_dialer_ops ws_dialer_ops = {
 	.d_init    = wstran_dialer_init,
 	.d_fini    = wstran_dialer_fini,
 	.d_connect = wstran_dialer_connect,
@@ -631,7 +634,7 @@ static nni_tran_dialer_ops ws_dialer_ops = {
 	.d_getopt  = wstran_dialer_getopt,
 };
 
-static nni_tran_listener_ops ws_listener_ops = {
+static nni_sp_listener_ops ws_listener_ops = {
 	.l_init   = wstran_listener_init,
 	.l_fini   = wstran_listener_fini,
 	.l_bind   = ws_listener_bind,
@@ -641,8 +644,7 @@ static nni_tran_listener_ops ws_listener_ops = {
 	.l_getopt = wstran_listener_get,
 };
 
-static nni_tran ws_tran = {
-	.tran_version  = NNI_TRANSPORT_VERSION,
+static nni_sp_tran ws_tran = {
 	.tran_scheme   = "ws",
 	.tran_dialer   = &ws_dialer_ops,
 	.tran_listener = &ws_listener_ops,
@@ -651,8 +653,7 @@ static nni_tran ws_tran = {
 	.tran_fini     = wstran_fini,
 };
 
-static nni_tran ws4_tran = {
-	.tran_version  = NNI_TRANSPORT_VERSION,
+static nni_sp_tran ws4_tran = {
 	.tran_scheme   = "ws4",
 	.tran_dialer   = &ws_dialer_ops,
 	.tran_listener = &ws_listener_ops,
@@ -661,8 +662,7 @@ static nni_tran ws4_tran = {
 	.tran_fini     = wstran_fini,
 };
 
-static nni_tran ws6_tran = {
-	.tran_version  = NNI_TRANSPORT_VERSION,
+static nni_sp_tran ws6_tran = {
 	.tran_scheme   = "ws6",
 	.tran_dialer   = &ws_dialer_ops,
 	.tran_listener = &ws_listener_ops,
@@ -671,23 +671,31 @@ static nni_tran ws6_tran = {
 	.tran_fini     = wstran_fini,
 };
 
+#ifndef NNG_ELIDE_DEPRECATED
 int
 nng_ws_register(void)
 {
-	int rv;
-	if (((rv = nni_tran_register(&ws_tran)) != 0) ||
-	    ((rv = nni_tran_register(&ws4_tran)) != 0) ||
-	    ((rv = nni_tran_register(&ws6_tran)) != 0)) {
-		return (rv);
-	}
+	return (nni_init());
+}
 
-	return (0);
+int
+nng_wss_register(void)
+{
+	return (nni_init());
+}
+#endif
+
+void
+nni_sp_ws_register(void)
+{
+	nni_sp_tran_register(&ws_tran);
+	nni_sp_tran_register(&ws4_tran);
+	nni_sp_tran_register(&ws6_tran);
 }
 
 #ifdef NNG_TRANSPORT_WSS
 
-static nni_tran wss_tran = {
-	.tran_version  = NNI_TRANSPORT_VERSION,
+static nni_sp_tran wss_tran = {
 	.tran_scheme   = "wss",
 	.tran_dialer   = &ws_dialer_ops,
 	.tran_listener = &ws_listener_ops,
@@ -696,8 +704,7 @@ static nni_tran wss_tran = {
 	.tran_fini     = wstran_fini,
 };
 
-static nni_tran wss4_tran = {
-	.tran_version  = NNI_TRANSPORT_VERSION,
+static nni_sp_tran wss4_tran = {
 	.tran_scheme   = "wss4",
 	.tran_dialer   = &ws_dialer_ops,
 	.tran_listener = &ws_listener_ops,
@@ -706,8 +713,8 @@ static nni_tran wss4_tran = {
 	.tran_fini     = wstran_fini,
 };
 
-static nni_tran wss6_tran = {
-	.tran_version  = NNI_TRANSPORT_VERSION,
+#ifdef NNG_ENABLE_IPV6
+static nni_sp_tran wss6_tran = {
 	.tran_scheme   = "wss6",
 	.tran_dialer   = &ws_dialer_ops,
 	.tran_listener = &ws_listener_ops,
@@ -715,26 +722,16 @@ static nni_tran wss6_tran = {
 	.tran_init     = wstran_init,
 	.tran_fini     = wstran_fini,
 };
+#endif
 
-int
-nng_wss_register(void)
+void
+nni_sp_wss_register(void)
 {
-	int rv;
-	if (((rv = nni_tran_register(&wss_tran)) != 0) ||
-	    ((rv = nni_tran_register(&wss4_tran)) != 0) ||
-	    ((rv = nni_tran_register(&wss6_tran)) != 0)) {
-		return (rv);
-	}
-
-	return (0);
-}
-
-#else
-
-int
-nng_wss_register(void)
-{
-	return (0);
+	nni_sp_tran_register(&wss_tran);
+	nni_sp_tran_register(&wss4_tran);
+#ifdef NNG_ENABLE_IPV6
+	nni_sp_tran_register(&wss6_tran);
+#endif
 }
 
 #endif // NNG_TRANSPORT_WSS

@@ -1,1 +1,0 @@
-#include "nng/compat/nanomsg/nn.h"

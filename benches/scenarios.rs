@@ -329,20 +329,20 @@ struct TapCounts {
 }
 
 struct Tap {
-    sock: nng::Socket,
+    sock: gopherdiscovery::nng::Socket,
     c: Arc<Mutex<TapCounts>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Tap {
     fn start(url: &str) -> Result<Tap, String> {
-        use nng::options::{protocol::pubsub::Subscribe, Options, RecvBufferSize, RecvTimeout};
-        let sock = nng::Socket::new(nng::Protocol::Sub0).map_err(|e| format!("tap: {e}"))?;
-        sock.set_opt::<Subscribe>(Vec::new())
-            .and_then(|_| sock.set_opt::<RecvTimeout>(Some(Duration::from_millis(100))))
-            .and_then(|_| sock.set_opt::<RecvBufferSize>(8192))
+        use gopherdiscovery::nng::{Protocol, Socket};
+        let sock = Socket::open(Protocol::Sub0, false).map_err(|e| format!("tap: {e}"))?;
+        sock.subscribe_all()
+            .and_then(|_| sock.set_recv_timeout(Some(Duration::from_millis(100))))
+            .and_then(|_| sock.set_recv_buffer(8192))
             .map_err(|e| format!("tap: {e}"))?;
-        nng::Dialer::new(&sock, url, true).map_err(|e| format!("tap dial {url}: {e}"))?;
+        sock.dial(url).map_err(|e| format!("tap dial {url}: {e}"))?;
         let c = Arc::new(Mutex::new(TapCounts::default()));
         let (s2, c2) = (sock.clone(), c.clone());
         let thread = std::thread::Builder::new()
@@ -350,7 +350,7 @@ impl Tap {
             .spawn(move || loop {
                 match s2.recv() {
                     Ok(m) => {
-                        let b = m.as_slice();
+                        let b = m.body();
                         let mut g = c2.lock().unwrap();
                         g.max_msg = g.max_msg.max(b.len() as u64);
                         match (b.first(), b.get(2)) {
@@ -368,7 +368,7 @@ impl Tap {
                             _ => {}
                         }
                     }
-                    Err(nng::Error::TimedOut) => {}
+                    Err(e) if e.is_timeout() => {}
                     Err(_) => return,
                 }
             })

@@ -7,19 +7,18 @@
 //! connection the client also announces itself unasked (a response with survey id
 //! [`wire::ANNOUNCE_ID`]), so the server sees it join without waiting for a survey.
 //!
-//! The raw respondent is used on purpose: NNG 1.4's cooked respondent can crash when
-//! the surveyor disconnects while a survey is queued (nanomsg/nng#1959).
+//! The raw respondent is used on purpose: it answers a survey through the header
+//! it came with (no per-survey state to keep), and an announce is a response with
+//! a header we build ourselves.
 
 use std::collections::HashSet;
-use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use nng::{PipeEvent, Protocol};
 
 use crate::error::{Error, Result};
 use crate::member::{random_u64, Limits, Member, Metadata};
 use crate::net;
+use crate::nng::{self as nng, lock, PipeEvent, Protocol, Socket};
 use crate::subscriber::{Subscriber, SubscriberBuilder};
 use crate::wire::{self, Message};
 
@@ -79,23 +78,16 @@ struct Shared {
     pipes: Mutex<HashSet<u32>>,
     /// The socket, for the announce in the connection callback. Taken at close to
     /// break the socket → callback → socket cycle.
-    socket: Mutex<Option<nng::Socket>>,
+    socket: Mutex<Option<Socket>>,
     limits: Limits,
 }
 
 impl Shared {
-    fn announce(&self, socket: &nng::Socket, pipe: u32) {
-        let body = self
-            .answers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .1
-            .clone();
-        let mut msg = nng::Message::new();
-        msg.as_mut_header().push_back(&pipe.to_be_bytes());
-        msg.as_mut_header()
-            .push_back(&wire::ANNOUNCE_ID.to_be_bytes());
-        msg.push_back(&body);
+    fn announce(&self, socket: &Socket, pipe: u32) {
+        let body = lock(&self.answers).1.clone();
+        let mut header = pipe.to_be_bytes().to_vec();
+        header.extend_from_slice(&wire::ANNOUNCE_ID.to_be_bytes());
+        let msg = nng::Message::new(&header, &body);
         // Never blocks: the raw respondent queues it or drops it (the next survey
         // is answered anyway).
         if let Err((_, e)) = socket.try_send(msg) {
@@ -108,8 +100,8 @@ impl Shared {
 /// which the server sees at once (reason `closed`).
 pub struct Client {
     shared: Arc<Shared>,
-    socket: nng::Socket,
-    answerer: Option<Answerer>,
+    socket: Socket,
+    workers: net::Workers,
     subscriber: Option<Subscriber>,
 }
 
@@ -141,12 +133,13 @@ impl Client {
         if surveys.is_empty() {
             surveys.push(net::DEFAULT_SURVEY_URL.into());
         }
+        let mut workers = net::Workers::default();
         let socket = net::open(Protocol::Respondent0, true)?;
+        workers.socket(&socket);
         net::set_recv_max(&socket, 64 * 1024)?;
         net::set_reconnect(&socket, cfg.reconnect_max)?;
-        // No timeouts on this socket, ever: NNG 1.4 can touch a freed queue when an
-        // operation's timeout expires while the socket closes. Sends are
-        // non-blocking instead, with room for a burst.
+        // Sends never block (the answer goes now or the next survey is answered
+        // instead), with room for a burst.
         net::set_buffers(&socket, None, Some(128))?;
         let native = wire::encode_answer(&member);
         let legacy = member.name.as_bytes().to_vec();
@@ -156,65 +149,42 @@ impl Client {
             socket: Mutex::new(Some(socket.clone())),
             limits: cfg.limits,
         });
+        let s = shared.clone();
+        workers.on_stop(move || drop(lock(&s.socket).take()));
         let cb = shared.clone();
         socket
-            .pipe_notify(move |pipe, ev| {
-                let id = net::pipe_id(pipe);
-                match ev {
-                    PipeEvent::AddPost => {
-                        cb.pipes
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(id);
-                        let sock = cb.socket.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                        if let Some(s) = sock {
-                            cb.announce(&s, id);
-                        }
+            .pipe_notify(move |id, ev| match ev {
+                PipeEvent::Added => {
+                    lock(&cb.pipes).insert(id);
+                    let sock = lock(&cb.socket).clone();
+                    if let Some(s) = sock {
+                        cb.announce(&s, id);
                     }
-                    PipeEvent::RemovePost => {
-                        cb.pipes
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&id);
-                    }
-                    _ => {}
+                }
+                PipeEvent::Removed => {
+                    lock(&cb.pipes).remove(&id);
                 }
             })
             .map_err(|e| Error::nng("registering connection events", e))?;
-        let fail = |e: Error| {
-            shared
-                .socket
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            socket.close();
-            let _ = socket.pipe_notify(|_, _| {});
-            e
-        };
         for url in &surveys {
-            net::dial(&socket, url).map_err(fail)?;
+            net::dial(&socket, url)?;
         }
-        let subscriber = match cfg.watch {
-            Some(b) => Some(b.start().map_err(fail)?),
-            None => None,
-        };
-        let answerer = Answerer::start(&socket, shared.clone()).map_err(fail)?;
+        let subscriber = cfg.watch.map(SubscriberBuilder::start).transpose()?;
+        let answers = shared.clone();
+        workers.callback(nng::Callback::start(&socket, move |socket, msg| {
+            answers.answer(socket, msg)
+        }));
         Ok(Client {
             shared,
             socket,
-            answerer: Some(answerer),
+            workers,
             subscriber,
         })
     }
 
     /// The member as announced (name, metadata, incarnation).
     pub fn member(&self) -> Member {
-        self.shared
-            .answers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
-            .clone()
+        lock(&self.shared.answers).0.clone()
     }
 
     /// Replaces the metadata. The server publishes `updated` at once: the client
@@ -224,22 +194,11 @@ impl Client {
         member.metadata = md;
         self.shared.limits.check_member(&member)?;
         {
-            let mut a = self
-                .shared
-                .answers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut a = lock(&self.shared.answers);
             a.1 = wire::encode_answer(&member);
             a.0 = member;
         }
-        let pipes: Vec<u32> = self
-            .shared
-            .pipes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .copied()
-            .collect();
+        let pipes: Vec<u32> = lock(&self.shared.pipes).iter().copied().collect();
         for p in pipes {
             self.shared.announce(&self.socket, p);
         }
@@ -253,11 +212,7 @@ impl Client {
 
     /// Number of live connections to servers.
     pub fn connections(&self) -> usize {
-        self.shared
-            .pipes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        lock(&self.shared.pipes).len()
     }
 
     /// Closes the connections and stops answering. Idempotent.
@@ -265,20 +220,7 @@ impl Client {
         if let Some(sub) = self.subscriber.as_mut() {
             sub.close();
         }
-        let Some(answerer) = self.answerer.take() else {
-            return;
-        };
-        self.shared
-            .socket
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        // Stop the receive (waits for a running callback), and only then close
-        // (see net::Inbox for why not the other way round).
-        answerer.stop();
-        self.socket.close();
-        drop(answerer);
-        let _ = self.socket.pipe_notify(|_, _| {});
+        self.workers.shutdown();
     }
 }
 
@@ -288,123 +230,18 @@ impl Drop for Client {
     }
 }
 
-/// What the answer callback needs; boxed, so its address is stable while NNG holds it.
-struct AnswerCtx {
-    aio: *mut nng_sys::nng_aio,
-    socket: nng_sys::nng_socket,
-    shared: Arc<Shared>,
-}
-
-/// The one receive a client keeps pending: each survey is answered in its
-/// completion callback, which then starts the next receive.
-struct Answerer {
-    ctx: *mut AnswerCtx,
-}
-
-// SAFETY: the context is only touched by NNG's callback (one at a time: one aio)
-// until `stop` returns; after that only by the owner, to free it.
-unsafe impl Send for Answerer {}
-unsafe impl Sync for Answerer {}
-
-impl Answerer {
-    fn start(socket: &nng::Socket, shared: Arc<Shared>) -> Result<Answerer> {
-        let ctx = Box::into_raw(Box::new(AnswerCtx {
-            aio: std::ptr::null_mut(),
-            socket: socket.nng_socket(),
-            shared,
-        }));
-        // SAFETY: `ctx` is a live box; the aio is stored in it before the first
-        // receive starts, so the callback always sees it.
-        unsafe {
-            let rv = nng_sys::nng_aio_alloc(&mut (*ctx).aio, Some(on_survey), ctx as *mut c_void);
-            if rv != 0 || (*ctx).aio.is_null() {
-                drop(Box::from_raw(ctx));
-                return Err(Error::Io(std::io::Error::from(
-                    std::io::ErrorKind::OutOfMemory,
-                )));
-            }
-            nng_sys::nng_recv_aio((*ctx).socket, (*ctx).aio);
-        }
-        Ok(Answerer { ctx })
-    }
-
-    /// Cancels the pending receive and waits for a callback in progress; no
-    /// callback runs after this returns.
-    fn stop(&self) {
-        // SAFETY: the context and its aio live until drop.
-        unsafe { nng_sys::nng_aio_stop((*self.ctx).aio) }
-    }
-}
-
-impl Drop for Answerer {
-    fn drop(&mut self) {
-        self.stop();
-        // SAFETY: stopped, so NNG no longer uses the aio or the context.
-        unsafe {
-            let ctx = Box::from_raw(self.ctx);
-            nng_sys::nng_aio_free(ctx.aio);
-        }
-    }
-}
-
-extern "C" fn on_survey(arg: *mut c_void) {
-    // SAFETY: `arg` is the AnswerCtx given to nng_aio_alloc; it outlives the aio.
-    let ctx = unsafe { &*(arg as *const AnswerCtx) };
-    // A panic must not unwind into NNG's thread.
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.on_survey())).is_err() {
-        // (A bug; the receive is started last, so it is not pending now.)
-        log::error!("answering a survey panicked; waiting for the next one");
-        // SAFETY: as in on_survey.
-        unsafe { nng_sys::nng_recv_aio(ctx.socket, ctx.aio) }
-    }
-}
-
-impl AnswerCtx {
-    fn on_survey(&self) {
-        // SAFETY: called by NNG for our aio's completed receive; the message taken
-        // from it is ours until sent (NNG takes it) or freed.
-        unsafe {
-            let rv = nng_sys::nng_aio_result(self.aio) as u32;
-            if rv == nng_sys::NNG_ECLOSED || rv == nng_sys::NNG_ECANCELED {
-                return;
-            }
-            if rv == 0 {
-                let msg = nng_sys::nng_aio_get_msg(self.aio);
-                let n = nng_sys::nng_msg_len(msg);
-                let body = if n == 0 {
-                    &[][..]
-                } else {
-                    std::slice::from_raw_parts(nng_sys::nng_msg_body(msg) as *const u8, n)
-                };
-                match self.shared.answer_to(body) {
-                    Some(answer) => {
-                        // Same header (pipe id + survey id backtrace), the answer as
-                        // body. Never blocks: if the queue is full the next survey is
-                        // answered instead.
-                        nng_sys::nng_msg_clear(msg);
-                        let mut rv = nng_sys::nng_msg_append(
-                            msg,
-                            answer.as_ptr() as *const c_void,
-                            answer.len(),
-                        );
-                        if rv == 0 {
-                            rv = nng_sys::nng_sendmsg(
-                                self.socket,
-                                msg,
-                                nng_sys::NNG_FLAG_NONBLOCK as i32,
-                            );
-                        }
-                        if rv != 0 {
-                            nng_sys::nng_msg_free(msg);
-                            log::debug!("answer not sent: NNG error {rv}");
-                        }
-                    }
-                    None => nng_sys::nng_msg_free(msg),
-                }
-            } else {
-                log::warn!("survey receive failed: NNG error {rv}");
-            }
-            nng_sys::nng_recv_aio(self.socket, self.aio);
+impl Shared {
+    /// Answers one survey (on an NNG task thread): the same header (pipe id +
+    /// survey id backtrace), the answer as body. Never blocks: if the send queue
+    /// is full, the next survey is answered instead.
+    fn answer(&self, socket: &Socket, msg: nng::Message) {
+        let Some(answer) = self.answer_to(msg.body()) else {
+            return;
+        };
+        msg.clear_body();
+        msg.append(&answer);
+        if let Err((_, e)) = socket.try_send(msg) {
+            log::debug!("answer not sent: {e}");
         }
     }
 }
@@ -413,7 +250,7 @@ impl Shared {
     /// The answer to a survey body: the member, or the raw name for the original
     /// Go server's empty survey; None for anything that is not a survey.
     fn answer_to(&self, survey: &[u8]) -> Option<Vec<u8>> {
-        let a = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        let a = lock(&self.answers);
         if survey.is_empty() {
             return Some(a.2.clone());
         }

@@ -41,7 +41,7 @@ pub enum Error {
         /// What we were doing.
         context: String,
         /// NNG's error.
-        source: nng::Error,
+        source: crate::NngError,
     },
     /// An operating-system failure outside NNG (threads, resource limits).
     Io(std::io::Error),
@@ -97,33 +97,31 @@ impl Error {
     }
 
     /// Maps an NNG error from listening on or dialling `url`.
-    pub(crate) fn from_nng_url(url: &str, e: nng::Error) -> Error {
-        match e {
-            nng::Error::AddressInUse => Error::AddressInUse {
+    pub(crate) fn from_nng_url(url: &str, e: crate::NngError) -> Error {
+        if e.is_addr_in_use() {
+            Error::AddressInUse {
                 url: url.to_owned(),
-            },
-            nng::Error::AddressInvalid | nng::Error::NotSupported | nng::Error::InvalidInput => {
-                Error::InvalidUrl {
-                    url: url.to_owned(),
-                    reason: e.to_string(),
-                }
             }
-            nng::Error::Closed => Error::Closed,
-            other => Error::Transport {
-                context: format!("address {url}"),
-                source: other,
-            },
+        } else if e.is_bad_url() {
+            Error::InvalidUrl {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            }
+        } else {
+            Error::nng(&format!("address {url}"), e)
         }
     }
 
-    pub(crate) fn nng(context: &str, e: nng::Error) -> Error {
-        match e {
-            nng::Error::TimedOut => Error::Timeout,
-            nng::Error::Closed => Error::Closed,
-            other => Error::Transport {
+    pub(crate) fn nng(context: &str, e: crate::NngError) -> Error {
+        if e.is_timeout() {
+            Error::Timeout
+        } else if e.is_closed() {
+            Error::Closed
+        } else {
+            Error::Transport {
                 context: context.to_owned(),
-                source: other,
-            },
+                source: e,
+            }
         }
     }
 }

@@ -66,6 +66,8 @@ pub mod ffi;
 mod member;
 pub mod membership;
 mod net;
+#[doc(hidden)]
+pub mod nng;
 pub mod replica;
 mod server;
 mod subscriber;
@@ -77,6 +79,7 @@ pub use member::{
     digest, member_hash, random_u64, Event, EventKind, Limits, Member, Metadata, Reason,
 };
 pub use net::{raise_fd_limit, DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL, DEFAULT_SURVEY_URL};
+pub use nng::Error as NngError;
 pub use server::{Server, ServerBuilder, ServerStats, ServerUrls};
 pub use subscriber::{fetch_snapshot, State, Subscriber, SubscriberBuilder, Update};
 

@@ -16,15 +16,13 @@ use std::sync::atomic::{
 };
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use nng::{PipeEvent, Protocol};
 
 use crate::error::{Error, Result};
 use crate::member::{random_u64, Event, Limits};
 use crate::membership::MemberTable;
 use crate::net;
+use crate::nng::{self as nng, PipeEvent, Protocol, Socket};
 use crate::wire::{self, Message};
 
 /// A connection that has not announced itself this long gets an early survey
@@ -230,7 +228,7 @@ struct Shared {
 }
 
 enum Input {
-    Answer(net::Received),
+    Answer(nng::Message),
     PipeAdded(u32),
     /// A connection closed (it is in `Shared::closed`); wakes the loop.
     Closed,
@@ -254,11 +252,61 @@ pub struct ServerUrls {
 /// see their connections close and reconnect when a server comes back.
 pub struct Server {
     shared: Arc<Shared>,
-    sockets: Vec<nng::Socket>,
-    inboxes: Vec<Arc<net::Inbox>>,
-    tx: Sender<Input>,
-    threads: Vec<JoinHandle<()>>,
+    workers: net::Workers,
     urls: ServerUrls,
+}
+
+/// The server's sockets, opened and set up.
+struct Sockets {
+    surveyor: Socket,
+    publisher: Socket,
+    rep: Socket,
+    legacy: Option<Socket>,
+}
+
+impl Sockets {
+    fn open(cfg: &ServerBuilder, max_answer: usize, w: &mut net::Workers) -> Result<Sockets> {
+        let open = |w: &mut net::Workers, proto, raw| {
+            let s = net::open(proto, raw)?;
+            w.socket(&s);
+            Ok::<_, Error>(s)
+        };
+        let surveyor = open(w, Protocol::Surveyor0, true)?;
+        net::set_buffers(&surveyor, Some(8192), None)?;
+        // Let NNG pass answers up to twice our limit, so we can count the oversize
+        // ones; larger frames make NNG close the connection.
+        net::set_recv_max(&surveyor, 2 * max_answer)?;
+        let publisher = open(w, Protocol::Pub0, false)?;
+        net::set_buffers(&publisher, None, Some(8192))?;
+        let rep = open(w, Protocol::Rep0, false)?;
+        net::set_recv_max(&rep, 1024)?;
+        let legacy = match &cfg.legacy_publish {
+            Some(_) => {
+                let s = open(w, Protocol::Pub0, false)?;
+                net::set_buffers(&s, None, Some(8192))?;
+                Some(s)
+            }
+            None => None,
+        };
+        Ok(Sockets {
+            surveyor,
+            publisher,
+            rep,
+            legacy,
+        })
+    }
+
+    fn listen(&self, cfg: &ServerBuilder) -> Result<ServerUrls> {
+        Ok(ServerUrls {
+            survey: net::listen(&self.surveyor, &cfg.survey)?,
+            publish: net::listen(&self.publisher, &cfg.publish)?,
+            snapshot: net::listen(&self.rep, &cfg.snapshot)?,
+            legacy_publish: match (&self.legacy, &cfg.legacy_publish) {
+                (Some(s), Some(u)) => Some(net::listen(s, u)?),
+                _ => None,
+            },
+        })
+    }
 }
 
 impl Server {
@@ -273,25 +321,9 @@ impl Server {
             log::warn!("could not raise the open-file limit: {e}");
         }
         let max_answer = wire::MAX_OVERHEAD + cfg.limits.max_name + cfg.limits.max_metadata;
-
-        let surveyor = net::open(Protocol::Surveyor0, true)?;
-        net::set_buffers(&surveyor, Some(8192), None)?;
-        // Let NNG pass answers up to twice our limit, so we can count the oversize
-        // ones; larger frames make NNG close the connection.
-        net::set_recv_max(&surveyor, 2 * max_answer)?;
-        let publisher = net::open(Protocol::Pub0, false)?;
-        net::set_buffers(&publisher, None, Some(8192))?;
-        let rep = net::open(Protocol::Rep0, false)?;
-        net::set_recv_max(&rep, 1024)?;
-        let legacy = match &cfg.legacy_publish {
-            Some(_) => {
-                let s = net::open(Protocol::Pub0, false)?;
-                net::set_buffers(&s, None, Some(8192))?;
-                Some(s)
-            }
-            None => None,
-        };
-
+        // Everything made from here on is torn down by `workers` on any early return.
+        let mut workers = net::Workers::default();
+        let sockets = Sockets::open(&cfg, max_answer, &mut workers)?;
         let shared = Arc::new(Shared {
             epoch: random_u64(),
             interval_ms: cfg.interval.as_millis() as u32,
@@ -306,104 +338,35 @@ impl Server {
             closed_waiting: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel::<Input>();
+        let stop_tx = Mutex::new(tx.clone());
+        workers.on_stop(move || {
+            let _ = nng::lock(&stop_tx).send(Input::Stop);
+        });
+        watch_connections(&sockets.surveyor, &shared, tx.clone())?;
+        let urls = sockets.listen(&cfg)?;
 
-        // Connection events: record closes synchronously (so late answers from a
-        // closed connection are recognised), then hand the event to the loop.
-        let notify_tx = Mutex::new(tx.clone());
-        let notify_shared = Arc::downgrade(&shared);
-        surveyor
-            .pipe_notify(move |pipe, ev| {
-                let id = net::pipe_id(pipe);
-                let input = match ev {
-                    PipeEvent::AddPost => Input::PipeAdded(id),
-                    PipeEvent::RemovePost => {
-                        if let Some(s) = notify_shared.upgrade() {
-                            s.dead
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .insert(id, Instant::now());
-                            s.closed.lock().unwrap_or_else(|p| p.into_inner()).push(id);
-                            s.closed_waiting.store(true, Release);
-                        }
-                        Input::Closed
-                    }
-                    _ => return,
-                };
-                let _ = notify_tx
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .send(input);
-            })
-            .map_err(|e| Error::nng("registering connection events", e))?;
-
-        let mut sockets = vec![surveyor.clone(), publisher.clone(), rep.clone()];
-        sockets.extend(legacy.clone());
-        let close_all = |sockets: &[nng::Socket]| sockets.iter().for_each(|s| s.close());
-        let urls = (|| {
-            Ok::<_, Error>(ServerUrls {
-                survey: net::listen(&surveyor, &cfg.survey)?,
-                publish: net::listen(&publisher, &cfg.publish)?,
-                snapshot: net::listen(&rep, &cfg.snapshot)?,
-                legacy_publish: match (&legacy, &cfg.legacy_publish) {
-                    (Some(s), Some(u)) => Some(net::listen(s, u)?),
-                    _ => None,
-                },
-            })
-        })()
-        .map_err(|e| {
-            close_all(&sockets);
-            e
+        let (mut answers, s, t) = (workers.inbox(&sockets.surveyor), shared.clone(), tx);
+        workers.spawn("gd-server-answers", move || {
+            answers_thread(&mut answers, t, s)
         })?;
-
-        let inboxes = match (net::Inbox::new(&surveyor), net::Inbox::new(&rep)) {
-            (Ok(a), Ok(b)) => vec![a, b],
-            (Err(e), _) | (_, Err(e)) => {
-                close_all(&sockets);
-                return Err(e);
-            }
+        let (mut requests, s, rep) = (workers.inbox(&sockets.rep), shared.clone(), sockets.rep);
+        workers.spawn("gd-server-snapshot", move || {
+            snapshot_thread(&rep, &mut requests, s)
+        })?;
+        let mut lp = Loop {
+            shared: shared.clone(),
+            surveyor: sockets.surveyor,
+            publisher: sockets.publisher,
+            legacy: sockets.legacy,
+            interval: cfg.interval,
+            deadline: cfg.deadline,
+            publication_bytes: cfg.publication_bytes,
+            max_answer,
+            round: 0,
+            pending_new: HashMap::new(),
+            events: Vec::new(),
         };
-        let mut threads = Vec::new();
-        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-            std::thread::Builder::new()
-                .name(format!("gd-server-{name}"))
-                .spawn(f)
-        };
-        let started = (|| -> std::io::Result<()> {
-            let (s, ib, t) = (shared.clone(), inboxes[0].clone(), tx.clone());
-            threads.push(spawn(
-                "answers",
-                Box::new(move || answers_thread(ib, t, s)),
-            )?);
-            let (s, sock, ib) = (shared.clone(), rep.clone(), inboxes[1].clone());
-            threads.push(spawn(
-                "snapshot",
-                Box::new(move || snapshot_thread(sock, ib, s)),
-            )?);
-            let mut lp = Loop {
-                shared: shared.clone(),
-                surveyor: surveyor.clone(),
-                publisher: publisher.clone(),
-                legacy: legacy.clone(),
-                interval: cfg.interval,
-                deadline: cfg.deadline,
-                publication_bytes: cfg.publication_bytes,
-                max_answer,
-                round: 0,
-                pending_new: HashMap::new(),
-                events: Vec::new(),
-            };
-            threads.push(spawn("loop", Box::new(move || lp.run(rx)))?);
-            Ok(())
-        })();
-        if let Err(e) = started {
-            let _ = tx.send(Input::Stop);
-            inboxes.iter().for_each(|i| i.stop());
-            threads.into_iter().for_each(|t| {
-                let _ = t.join();
-            });
-            close_all(&sockets);
-            return Err(Error::Io(e));
-        }
+        workers.spawn("gd-server-loop", move || lp.run(rx))?;
         log::debug!(
             "serving survey={} publish={} snapshot={}{} epoch={:016x}",
             urls.survey,
@@ -417,10 +380,7 @@ impl Server {
         );
         Ok(Server {
             shared,
-            sockets,
-            inboxes,
-            tx,
-            threads,
+            workers,
             urls,
         })
     }
@@ -466,22 +426,7 @@ impl Server {
 
     /// Stops the server: closes its sockets and joins its threads. Idempotent.
     pub fn close(&mut self) {
-        // Stop the receives, wait for the threads, and only then close the sockets
-        // (see net::Inbox for why not the other way round).
-        let _ = self.tx.send(Input::Stop);
-        for i in &self.inboxes {
-            i.stop();
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-        for s in &self.sockets {
-            s.close();
-        }
-        // Break the socket → callback → channel cycle.
-        if let Some(s) = self.sockets.first() {
-            let _ = s.pipe_notify(|_, _| {});
-        }
+        self.workers.shutdown();
     }
 }
 
@@ -491,7 +436,30 @@ impl Drop for Server {
     }
 }
 
-fn answers_thread(inbox: Arc<net::Inbox>, tx: Sender<Input>, shared: Arc<Shared>) {
+/// Connection events: record closes synchronously (so late answers from a closed
+/// connection are recognised), then hand the event to the loop.
+fn watch_connections(surveyor: &Socket, shared: &Arc<Shared>, tx: Sender<Input>) -> Result<()> {
+    let tx = Mutex::new(tx);
+    let shared = Arc::downgrade(shared);
+    surveyor
+        .pipe_notify(move |id, ev| {
+            let input = match ev {
+                PipeEvent::Added => Input::PipeAdded(id),
+                PipeEvent::Removed => {
+                    if let Some(s) = shared.upgrade() {
+                        nng::lock(&s.dead).insert(id, Instant::now());
+                        nng::lock(&s.closed).push(id);
+                        s.closed_waiting.store(true, Release);
+                    }
+                    Input::Closed
+                }
+            };
+            let _ = nng::lock(&tx).send(input);
+        })
+        .map_err(|e| Error::nng("registering connection events", e))
+}
+
+fn answers_thread(inbox: &mut nng::Inbox, tx: Sender<Input>, shared: Arc<Shared>) {
     loop {
         match inbox.recv() {
             Ok(msg) => {
@@ -499,7 +467,7 @@ fn answers_thread(inbox: Arc<net::Inbox>, tx: Sender<Input>, shared: Arc<Shared>
                     return;
                 }
             }
-            Err(nng::Error::Closed) => return,
+            Err(e) if e.is_closed() => return,
             Err(e) => {
                 log::warn!("survey socket receive failed: {e}");
                 shared.counters.dropped_malformed.fetch_add(1, Relaxed);
@@ -508,17 +476,17 @@ fn answers_thread(inbox: Arc<net::Inbox>, tx: Sender<Input>, shared: Arc<Shared>
     }
 }
 
-fn snapshot_thread(rep: nng::Socket, inbox: Arc<net::Inbox>, shared: Arc<Shared>) {
+fn snapshot_thread(rep: &Socket, inbox: &mut nng::Inbox, shared: Arc<Shared>) {
     loop {
         let msg = match inbox.recv() {
             Ok(m) => m,
-            Err(nng::Error::Closed) => return,
+            Err(e) if e.is_closed() => return,
             Err(e) => {
                 log::warn!("snapshot socket receive failed: {e}");
                 continue;
             }
         };
-        match wire::decode(&msg.body, &shared.limits) {
+        match wire::decode(msg.body(), &shared.limits) {
             Ok(Message::SnapshotRequest) => {}
             other => {
                 shared.counters.dropped_requests.fetch_add(1, Relaxed);
@@ -528,7 +496,7 @@ fn snapshot_thread(rep: nng::Socket, inbox: Arc<net::Inbox>, shared: Arc<Shared>
                 };
                 log::debug!(
                     "dropped a snapshot request of {} bytes: {why}",
-                    msg.body.len()
+                    msg.body().len()
                 );
                 continue;
             }
@@ -547,8 +515,8 @@ fn snapshot_thread(rep: nng::Socket, inbox: Arc<net::Inbox>, shared: Arc<Shared>
         shared.counters.snapshots.fetch_add(1, Relaxed);
         // Never blocks; a reply that cannot go now is asked for again by the
         // requester (req0 re-sends).
-        if let Err((_, e)) = rep.try_send(&bytes[..]) {
-            if e == nng::Error::Closed {
+        if let Err((_, e)) = rep.try_send(nng::Message::new(&[], &bytes)) {
+            if e.is_closed() {
                 return;
             }
             log::debug!("snapshot reply not sent: {e}");
@@ -558,9 +526,9 @@ fn snapshot_thread(rep: nng::Socket, inbox: Arc<net::Inbox>, shared: Arc<Shared>
 
 struct Loop {
     shared: Arc<Shared>,
-    surveyor: nng::Socket,
-    publisher: nng::Socket,
-    legacy: Option<nng::Socket>,
+    surveyor: Socket,
+    publisher: Socket,
+    legacy: Option<Socket>,
     interval: Duration,
     deadline: Duration,
     publication_bytes: usize,
@@ -660,7 +628,7 @@ impl Loop {
             }
             Input::Closed => self.closed_first(core),
             Input::Answer(msg) => {
-                self.answer(core, msg.pipe, &msg.body);
+                self.answer(core, msg.pipe(), msg.body());
             }
         }
         true
@@ -740,18 +708,11 @@ impl Loop {
             pipes.iter().copied().map(Some).collect()
         };
         for target in targets {
-            let msg = net::message(&id.to_be_bytes(), &body);
+            let msg = nng::Message::new(&id.to_be_bytes(), &body);
             if let Some(pipe) = target {
-                // SAFETY: a live message we own; the patched raw surveyor sends a
-                // message with a pipe set to that pipe only (an unknown one: nowhere).
-                unsafe {
-                    nng_sys::nng_msg_set_pipe(
-                        msg.nng_msg(),
-                        nng_sys::nng_pipe_s {
-                            _bindgen_opaque_blob: pipe,
-                        },
-                    )
-                }
+                // The patched raw surveyor sends it to that pipe only (an unknown
+                // one: nowhere).
+                msg.set_pipe(pipe);
             }
             if let Err((_, e)) = self.surveyor.send(msg) {
                 log::warn!("survey not sent: {e}");
@@ -774,7 +735,7 @@ impl Loop {
         };
         if self
             .publisher
-            .send(&wire::encode_heartbeat(&hb)[..])
+            .send(nng::Message::new(&[], &wire::encode_heartbeat(&hb)))
             .is_ok()
         {
             self.shared.counters.heartbeats.fetch_add(1, Relaxed);
@@ -814,7 +775,7 @@ impl Loop {
             }
             core.seq += 1;
             let bytes = wire::encode_delta(self.shared.epoch, core.seq, &events[start..end]);
-            if let Err((_, e)) = self.publisher.send(&bytes[..]) {
+            if let Err((_, e)) = self.publisher.send(nng::Message::new(&[], &bytes)) {
                 log::warn!("delta {} not sent: {e}", core.seq);
             }
             self.shared.counters.deltas.fetch_add(1, Relaxed);
@@ -825,7 +786,7 @@ impl Loop {
         }
         if let Some(legacy) = &self.legacy {
             let list = wire::encode_legacy_list(core.table.names());
-            if let Err((_, e)) = legacy.send(&list[..]) {
+            if let Err((_, e)) = legacy.send(nng::Message::new(&[], &list)) {
                 log::warn!("legacy publication not sent: {e}");
             }
         }

@@ -14,25 +14,21 @@
 //!   and applied after it. The handler runs only on this thread and may call any
 //!   method of the subscriber; a panic in it is caught and logged, and delivery goes on.
 //!
-//! No socket operation here has a timeout: NNG 1.4 can touch a freed queue when an
-//! operation's timeout expires while its socket closes, so the blocking threads are
-//! woken by closing the sockets instead.
+//! The blocking receives have no timeout: they are stopped at close (an aio stopped
+//! before its socket closes, see [`crate::nng::Inbox`]).
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::thread::{JoinHandle, ThreadId};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
-
-use nng::options::{
-    protocol::pubsub::Subscribe, protocol::reqrep::ResendTime, Options, SendTimeout,
-};
-use nng::{PipeEvent, Protocol};
 
 use crate::error::{Error, Result};
 use crate::member::{Event, Limits, Member};
 use crate::net;
+use crate::nng::{self as nng, lock, PipeEvent, Protocol, Socket};
 use crate::replica::{Replica, Resync, Step};
 use crate::wire::{self, Message, Snapshot};
 
@@ -171,14 +167,9 @@ impl View {
 /// itself, which returns at once and lets the thread finish on its own).
 pub struct Subscriber {
     shared: Arc<Shared>,
-    sockets: Vec<nng::Socket>,
+    workers: net::Workers,
     /// The worker (the handler's thread).
-    thread: Option<JoinHandle<()>>,
-    /// The receive and snapshot threads.
-    helpers: Vec<JoinHandle<()>>,
     thread_id: Option<ThreadId>,
-    tx: Sender<Input>,
-    inboxes: Vec<Arc<net::Inbox>>,
 }
 
 impl Subscriber {
@@ -196,28 +187,7 @@ impl Subscriber {
     }
 
     fn start(cfg: SubscriberBuilder) -> Result<Subscriber> {
-        cfg.limits.validate()?;
-        if cfg.snapshot_timeout.is_zero() {
-            return Err(Error::option(
-                "snapshot_timeout",
-                "must be greater than zero",
-            ));
-        }
-        if cfg.stale_after == 0 {
-            return Err(Error::option("stale_after", "must be at least 1"));
-        }
-        if !(1..=8192).contains(&cfg.recv_buffer) {
-            return Err(Error::option(
-                "recv_buffer",
-                "must be between 1 and 8192 messages",
-            ));
-        }
-        let sub = net::open(Protocol::Sub0, false)?;
-        net::set_buffers(&sub, Some(cfg.recv_buffer), None)?;
-        net::set_recv_max(&sub, cfg.limits.max_message)?;
-        net::set_reconnect(&sub, Duration::from_secs(1))?;
-        sub.set_opt::<Subscribe>(Vec::new())
-            .map_err(|e| Error::nng("subscribing", e))?;
+        cfg.validate()?;
         let shared = Arc::new(Shared {
             view: Mutex::new(View {
                 replica: Replica::new(),
@@ -230,69 +200,26 @@ impl Subscriber {
             dropped: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel::<Input>();
-        let weak = Arc::downgrade(&shared);
-        let notify_tx = Mutex::new(tx.clone());
-        sub.pipe_notify(move |_, ev| {
-            if let (PipeEvent::AddPost, Some(s)) = (ev, weak.upgrade()) {
-                if !s.connected.swap(true, Relaxed) {
-                    let _ = notify_tx
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .send(Input::Connected);
-                }
-            }
-        })
-        .map_err(|e| Error::nng("registering connection events", e))?;
-        let mut sockets = vec![sub.clone()];
-        let close_all = |s: &[nng::Socket]| s.iter().for_each(|s| s.close());
-        net::dial(&sub, &cfg.publish).map_err(|e| {
-            close_all(&sockets);
-            e
-        })?;
+        // Everything made from here on is torn down by `workers` on any early return.
+        let mut workers = net::Workers::default();
+        let (s, stop_tx) = (shared.clone(), Mutex::new(tx.clone()));
+        workers.on_stop(move || {
+            s.stop.store(true, Relaxed);
+            let _ = lock(&stop_tx).send(Input::Stop);
+        });
+        let sub = net::open(Protocol::Sub0, false)?;
+        workers.socket(&sub);
+        net::set_buffers(&sub, Some(cfg.recv_buffer), None)?;
+        net::set_recv_max(&sub, cfg.limits.max_message)?;
+        net::set_reconnect(&sub, Duration::from_secs(1))?;
+        sub.subscribe_all()
+            .map_err(|e| Error::nng("subscribing", e))?;
+        on_connect(&sub, &shared, &tx, |s| !s.connected.swap(true, Relaxed))?;
+        net::dial(&sub, &cfg.publish)?;
         let req = match &cfg.snapshot {
-            Some(url) => {
-                let req = net::open(Protocol::Req0, false)
-                    .and_then(|req| {
-                        sockets.push(req.clone());
-                        net::set_recv_max(&req, cfg.limits.max_snapshot)?;
-                        net::set_reconnect(&req, Duration::from_secs(1))?;
-                        req.set_opt::<ResendTime>(Some(cfg.snapshot_timeout))
-                            .map_err(|e| Error::nng("setting the request resend time", e))?;
-                        // Every new snapshot connection wakes the worker: a request
-                        // that failed for want of one is retried at once.
-                        let weak = Arc::downgrade(&shared);
-                        let notify_tx = Mutex::new(tx.clone());
-                        req.pipe_notify(move |_, ev| {
-                            if let (PipeEvent::AddPost, Some(s)) = (ev, weak.upgrade()) {
-                                s.req_connected.store(true, Relaxed);
-                                let _ = notify_tx
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .send(Input::Connected);
-                            }
-                        })
-                        .map_err(|e| Error::nng("registering connection events", e))?;
-                        net::dial(&req, url)?;
-                        Ok(req)
-                    })
-                    .map_err(|e| {
-                        close_all(&sockets);
-                        e
-                    })?;
-                Some(req)
-            }
+            Some(url) => Some(snapshot_socket(url, &cfg, &shared, &tx, &mut workers)?),
             None => None,
         };
-        let mut inboxes = Vec::new();
-        for s in &sockets {
-            match net::Inbox::new(s) {
-                Ok(i) => inboxes.push(i),
-                Err(e) => {
-                    close_all(&sockets);
-                    return Err(e);
-                }
-            }
-        }
         let (fetch_tx, fetch_rx) = mpsc::channel::<()>();
         let mut worker = Worker {
             shared: shared.clone(),
@@ -303,57 +230,26 @@ impl Subscriber {
             interval: Duration::from_secs(1),
             last_heard: Instant::now(),
             heartbeats_seen: false,
-            pending: Vec::new(),
+            pending: VecDeque::new(),
         };
-        let spawned = (|| -> std::io::Result<Vec<JoinHandle<()>>> {
-            let mut threads = Vec::new();
-            let (ib, t) = (inboxes[0].clone(), tx.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name("gd-sub-recv".into())
-                    .spawn(move || recv_thread(ib, t))?,
-            );
-            if let Some(req) = req {
-                let (t, limits, ib) = (tx.clone(), cfg.limits, inboxes[1].clone());
-                threads.push(
-                    std::thread::Builder::new()
-                        .name("gd-sub-snapshot".into())
-                        .spawn(move || snapshot_thread(req, ib, fetch_rx, t, limits))?,
-                );
-            }
-            threads.push(
-                std::thread::Builder::new()
-                    .name("gd-subscriber".into())
-                    .spawn(move || worker.run(rx))?,
-            );
-            Ok(threads)
-        })();
-        let mut threads = match spawned {
-            Ok(t) => t,
-            Err(e) => {
-                // Threads already started end on their own: their receives fail once
-                // the inboxes are stopped and the sockets closed.
-                let _ = tx.send(Input::Stop);
-                inboxes.iter().for_each(|i| i.stop());
-                close_all(&sockets);
-                return Err(Error::Io(e));
-            }
-        };
-        let thread = threads.pop().expect("worker thread");
-        let thread_id = Some(thread.thread().id());
+        let (mut inbox, t) = (workers.inbox(&sub), tx.clone());
+        workers.spawn("gd-subscriber-recv", move || recv_thread(&mut inbox, t))?;
+        if let Some(req) = req {
+            let (mut inbox, t, limits) = (workers.inbox(&req), tx, cfg.limits);
+            workers.spawn("gd-subscriber-snapshot", move || {
+                snapshot_thread(&req, &mut inbox, fetch_rx, t, limits)
+            })?;
+        }
+        let thread_id = workers.spawn("gd-subscriber", move || worker.run(rx))?;
         Ok(Subscriber {
             shared,
-            sockets,
-            thread: Some(thread),
-            helpers: threads,
-            thread_id,
-            tx,
-            inboxes,
+            workers,
+            thread_id: Some(thread_id),
         })
     }
 
     fn view<T>(&self, f: impl FnOnce(&View) -> T) -> T {
-        f(&self.shared.view.lock().unwrap_or_else(|e| e.into_inner()))
+        f(&lock(&self.shared.view))
     }
 
     /// The peer names now, sorted.
@@ -399,26 +295,7 @@ impl Subscriber {
     /// Stops the subscriber. Waits for a handler call in progress, unless called
     /// from the handler itself. Idempotent.
     pub fn close(&mut self) {
-        self.shared.stop.store(true, Relaxed);
-        let _ = self.tx.send(Input::Stop);
-        // Stop the receives, wait for the threads, and only then close the sockets
-        // (see net::Inbox for why not the other way round).
-        for i in &self.inboxes {
-            i.stop();
-        }
-        for t in self.helpers.drain(..) {
-            let _ = t.join();
-        }
-        if let Some(t) = self.thread.take() {
-            if !self.on_own_thread() {
-                let _ = t.join();
-            }
-        }
-        for s in &self.sockets {
-            s.close();
-            // Break the socket → callback → channel cycle.
-            let _ = s.pipe_notify(|_, _| {});
-        }
+        self.workers.shutdown();
     }
 }
 
@@ -428,28 +305,88 @@ impl Drop for Subscriber {
     }
 }
 
-/// Fetches one snapshot from `url` (the `members` command).
-pub fn fetch_snapshot(url: &str, timeout: Duration, limits: &Limits) -> Result<Snapshot> {
-    let req = net::open(Protocol::Req0, false)?;
-    let r = (|| {
-        net::set_recv_max(&req, limits.max_snapshot)?;
-        net::set_recv_timeout(&req, Some(timeout))?;
-        req.set_opt::<SendTimeout>(Some(timeout))
-            .map_err(|e| Error::nng("setting the send timeout", e))?;
-        net::dial(&req, url)?;
-        request_snapshot(&req, limits)
-    })();
-    req.close();
-    r
+impl SubscriberBuilder {
+    fn validate(&self) -> Result<()> {
+        self.limits.validate()?;
+        if self.snapshot_timeout.is_zero() {
+            return Err(Error::option(
+                "snapshot_timeout",
+                "must be greater than zero",
+            ));
+        }
+        if self.stale_after == 0 {
+            return Err(Error::option("stale_after", "must be at least 1"));
+        }
+        if !(1..=8192).contains(&self.recv_buffer) {
+            return Err(Error::option(
+                "recv_buffer",
+                "must be between 1 and 8192 messages",
+            ));
+        }
+        Ok(())
+    }
 }
 
-fn request_snapshot(req: &nng::Socket, limits: &Limits) -> Result<Snapshot> {
-    req.send(&wire::encode_snapshot_request()[..])
+/// Tells the worker `Input::Connected` on a new connection of `socket` when
+/// `first(shared)` says so.
+fn on_connect(
+    socket: &Socket,
+    shared: &Arc<Shared>,
+    tx: &Sender<Input>,
+    first: impl Fn(&Shared) -> bool + Send + Sync + 'static,
+) -> Result<()> {
+    let (weak, tx) = (Arc::downgrade(shared), Mutex::new(tx.clone()));
+    socket
+        .pipe_notify(move |_, ev| {
+            if let (PipeEvent::Added, Some(s)) = (ev, weak.upgrade()) {
+                if first(&s) {
+                    let _ = lock(&tx).send(Input::Connected);
+                }
+            }
+        })
+        .map_err(|e| Error::nng("registering connection events", e))
+}
+
+/// The req0 socket for snapshots, dialled to `url`.
+fn snapshot_socket(
+    url: &str,
+    cfg: &SubscriberBuilder,
+    shared: &Arc<Shared>,
+    tx: &Sender<Input>,
+    workers: &mut net::Workers,
+) -> Result<Socket> {
+    let req = net::open(Protocol::Req0, false)?;
+    workers.socket(&req);
+    net::set_recv_max(&req, cfg.limits.max_snapshot)?;
+    net::set_reconnect(&req, Duration::from_secs(1))?;
+    req.set_resend_time(cfg.snapshot_timeout)
+        .map_err(|e| Error::nng("setting the request resend time", e))?;
+    // Every new snapshot connection wakes the worker: a request that failed for
+    // want of one is retried at once.
+    on_connect(&req, shared, tx, |s| {
+        s.req_connected.store(true, Relaxed);
+        true
+    })?;
+    net::dial(&req, url)?;
+    Ok(req)
+}
+
+/// Fetches one snapshot from `url` (the `members` command).
+pub fn fetch_snapshot(url: &str, timeout: Duration, limits: &Limits) -> Result<Snapshot> {
+    let mut workers = net::Workers::default();
+    let req = net::open(Protocol::Req0, false)?;
+    workers.socket(&req);
+    net::set_recv_max(&req, limits.max_snapshot)?;
+    req.set_recv_timeout(Some(timeout))
+        .and_then(|()| req.set_send_timeout(Some(timeout)))
+        .map_err(|e| Error::nng("setting the timeouts", e))?;
+    net::dial(&req, url)?;
+    req.send(nng::Message::new(&[], &wire::encode_snapshot_request()))
         .map_err(|(_, e)| Error::nng("sending a snapshot request", e))?;
     let msg = req
         .recv()
         .map_err(|e| Error::nng("receiving a snapshot", e))?;
-    decode_snapshot(msg.as_slice(), limits)
+    decode_snapshot(msg.body(), limits)
 }
 
 fn decode_snapshot(bytes: &[u8], limits: &Limits) -> Result<Snapshot> {
@@ -473,23 +410,23 @@ enum Input {
     Stop,
 }
 
-fn recv_thread(inbox: Arc<net::Inbox>, tx: Sender<Input>) {
+fn recv_thread(inbox: &mut nng::Inbox, tx: Sender<Input>) {
     loop {
         match inbox.recv() {
             Ok(m) => {
-                if tx.send(Input::Publication(m.body)).is_err() {
+                if tx.send(Input::Publication(m.body().to_vec())).is_err() {
                     return;
                 }
             }
-            Err(nng::Error::Closed) => return,
+            Err(e) if e.is_closed() => return,
             Err(e) => log::warn!("publish socket receive failed: {e}"),
         }
     }
 }
 
 fn snapshot_thread(
-    req: nng::Socket,
-    inbox: Arc<net::Inbox>,
+    req: &Socket,
+    inbox: &mut nng::Inbox,
     asks: Receiver<()>,
     tx: Sender<Input>,
     limits: Limits,
@@ -497,10 +434,11 @@ fn snapshot_thread(
     while asks.recv().is_ok() {
         // Non-blocking: fails at once while no server is connected (the worker
         // retries with backoff); once sent, req0 re-sends it until a reply comes.
-        let r = match req.try_send(&wire::encode_snapshot_request()[..]) {
+        let request = nng::Message::new(&[], &wire::encode_snapshot_request());
+        let r = match req.try_send(request) {
             Err((_, e)) => Err(Error::nng("sending a snapshot request", e)),
             Ok(()) => match inbox.recv() {
-                Ok(m) => decode_snapshot(&m.body, &limits),
+                Ok(m) => decode_snapshot(m.body(), &limits),
                 Err(e) => Err(Error::nng("receiving a snapshot", e)),
             },
         };
@@ -525,7 +463,7 @@ struct Worker {
     last_heard: Instant,
     heartbeats_seen: bool,
     /// Publications received while a snapshot is awaited.
-    pending: Vec<Vec<u8>>,
+    pending: VecDeque<Vec<u8>>,
 }
 
 impl Worker {
@@ -552,14 +490,7 @@ impl Worker {
             if need_sync && !in_flight {
                 wake = wake.min(next_try.max(started + Duration::from_secs(1)));
             }
-            if self
-                .shared
-                .view
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .state
-                == State::Live
-            {
+            if lock(&self.shared.view).state == State::Live {
                 wake = wake.min(
                     self.last_heard + self.interval * self.stale_after + Duration::from_millis(1),
                 );
@@ -579,9 +510,9 @@ impl Worker {
                 Some(Input::Publication(m)) => {
                     if need_sync && wire::is_native(&m) {
                         if self.pending.len() >= MAX_PENDING {
-                            self.pending.remove(0);
+                            self.pending.pop_front();
                         }
-                        self.pending.push(m);
+                        self.pending.push_back(m);
                     } else if let Some(why) = self.handle(&m) {
                         log::debug!("resync: {why:?}");
                         need_sync = self.fetch.is_some();
@@ -598,7 +529,7 @@ impl Worker {
                             // Apply what came meanwhile; those the snapshot includes are skipped.
                             for m in std::mem::take(&mut self.pending) {
                                 if need_sync {
-                                    self.pending.push(m);
+                                    self.pending.push_back(m);
                                 } else if let Some(why) = self.handle(&m) {
                                     log::debug!("resync: {why:?}");
                                     need_sync = true;
@@ -625,7 +556,7 @@ impl Worker {
     fn apply_snapshot(&mut self, snap: Snapshot, first: bool) -> Result<()> {
         self.interval = Duration::from_millis(snap.interval_ms.max(1) as u64);
         let update = {
-            let mut v = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
+            let mut v = lock(&self.shared.view);
             let events = v
                 .replica
                 .apply_snapshot(snap)
@@ -648,7 +579,7 @@ impl Worker {
                 Ok(names) => {
                     self.last_heard = Instant::now();
                     let update = {
-                        let mut v = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut v = lock(&self.shared.view);
                         let first = !v.replica.is_synced();
                         let events = v.replica.apply_legacy(names);
                         v.state = State::Live;
@@ -667,7 +598,7 @@ impl Worker {
             Ok(Message::Delta { epoch, seq, events }) => {
                 self.last_heard = Instant::now();
                 let update = {
-                    let mut v = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut v = lock(&self.shared.view);
                     match v.replica.apply_delta(epoch, seq, events) {
                         Step::Applied(events) => {
                             let revived = v.state == State::Stale;
@@ -692,7 +623,7 @@ impl Worker {
                 self.heartbeats_seen = true;
                 self.interval = Duration::from_millis(hb.interval_ms.max(1) as u64);
                 let (check, revived) = {
-                    let mut v = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut v = lock(&self.shared.view);
                     let check = v.replica.check_heartbeat(&hb);
                     let revived = v.state == State::Stale && check.is_ok();
                     if revived {
@@ -732,7 +663,7 @@ impl Worker {
             return;
         }
         let update = {
-            let mut v = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
+            let mut v = lock(&self.shared.view);
             if v.state != State::Live {
                 return;
             }

@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use gopherdiscovery::nng::{Message, Protocol, Socket};
 use gopherdiscovery::{Client, Server, Subscriber};
-use nng::options::{Options, RecvTimeout};
 
 #[test]
 fn a_raw_string_answer_joins_and_the_legacy_url_carries_the_sorted_list() {
@@ -22,12 +22,10 @@ fn a_raw_string_answer_joins_and_the_legacy_url_carries_the_sorted_list() {
         .deadline(Duration::from_millis(100))
         .start()
         .unwrap();
-    let legacy_sub = nng::Socket::new(nng::Protocol::Sub0).unwrap();
+    let legacy_sub = Socket::open(Protocol::Sub0, false).unwrap();
+    legacy_sub.subscribe_all().unwrap();
     legacy_sub
-        .set_opt::<nng::options::protocol::pubsub::Subscribe>(vec![])
-        .unwrap();
-    legacy_sub
-        .set_opt::<RecvTimeout>(Some(Duration::from_millis(100)))
+        .set_recv_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     legacy_sub.dial(&dir.url("legacy")).unwrap();
 
@@ -40,9 +38,9 @@ fn a_raw_string_answer_joins_and_the_legacy_url_carries_the_sorted_list() {
         .start()
         .unwrap();
     // The original client: a cooked respondent answering every survey with its raw string.
-    let legacy = nng::Socket::new(nng::Protocol::Respondent0).unwrap();
+    let legacy = Socket::open(Protocol::Respondent0, false).unwrap();
     legacy
-        .set_opt::<RecvTimeout>(Some(Duration::from_millis(100)))
+        .set_recv_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     legacy.dial(&dir.url("survey")).unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -52,9 +50,9 @@ fn a_raw_string_answer_joins_and_the_legacy_url_carries_the_sorted_list() {
         while Instant::now() < end && !stop2.load(std::sync::atomic::Ordering::Relaxed) {
             match legacy.recv() {
                 Ok(_) => {
-                    let _ = legacy.send(&b"legacy-1"[..]);
+                    let _ = legacy.send(Message::new(&[], b"legacy-1"));
                 }
-                Err(nng::Error::TimedOut) => {}
+                Err(e) if e.is_timeout() => {}
                 Err(_) => return,
             }
         }
@@ -69,7 +67,7 @@ fn a_raw_string_answer_joins_and_the_legacy_url_carries_the_sorted_list() {
             String::from_utf8_lossy(&last)
         );
         if let Ok(m) = legacy_sub.recv() {
-            last = m.as_slice().to_vec();
+            last = m.body().to_vec();
         }
     }
     let m = server
@@ -88,9 +86,9 @@ fn a_raw_string_answer_joins_and_the_legacy_url_carries_the_sorted_list() {
 fn our_client_answers_a_legacy_survey_with_its_raw_name() {
     let dir = Scratch::new("legacy-survey");
     // The original server: a cooked surveyor sending empty-body surveys.
-    let surveyor = nng::Socket::new(nng::Protocol::Surveyor0).unwrap();
+    let surveyor = Socket::open(Protocol::Surveyor0, false).unwrap();
     surveyor
-        .set_opt::<nng::options::protocol::survey::SurveyTime>(Some(Duration::from_millis(500)))
+        .set_survey_time(Duration::from_millis(500))
         .unwrap();
     surveyor.listen(&dir.url("survey")).unwrap();
     let _c = Client::builder("http://10.0.0.9:8080")
@@ -101,13 +99,13 @@ fn our_client_answers_a_legacy_survey_with_its_raw_name() {
     let end = Instant::now() + DEADLINE;
     loop {
         assert!(Instant::now() < end, "no raw answer to a legacy survey");
-        surveyor.send(nng::Message::new()).unwrap();
+        surveyor.send(Message::new(&[], &[])).unwrap();
         match surveyor.recv() {
             Ok(m) => {
-                assert_eq!(m.as_slice(), b"http://10.0.0.9:8080");
+                assert_eq!(m.body(), b"http://10.0.0.9:8080");
                 break;
             }
-            Err(nng::Error::TimedOut) => {} // not connected yet: survey again
+            Err(e) if e.is_timeout() => {} // not connected yet: survey again
             Err(e) => panic!("{e}"),
         }
     }
@@ -116,7 +114,7 @@ fn our_client_answers_a_legacy_survey_with_its_raw_name() {
 #[test]
 fn a_subscriber_on_a_legacy_publisher_takes_each_message_as_the_full_set() {
     let dir = Scratch::new("legacy-sub");
-    let publisher = nng::Socket::new(nng::Protocol::Pub0).unwrap();
+    let publisher = Socket::open(Protocol::Pub0, false).unwrap();
     publisher.listen(&dir.url("pub")).unwrap();
     let sub = Subscriber::builder()
         .publish(dir.url("pub"))
@@ -126,13 +124,13 @@ fn a_subscriber_on_a_legacy_publisher_takes_each_message_as_the_full_set() {
     // Pub drops what it sends before the subscriber is connected: repeat until seen,
     // exactly as the original republishes on every change.
     wait_until("legacy list applied", || {
-        publisher.send(&b"web-2|web-1"[..]).unwrap();
+        publisher.send(Message::new(&[], b"web-2|web-1")).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         sub.peers() == ["web-1", "web-2"]
     });
     assert_eq!(sub.state(), gopherdiscovery::State::Live);
     wait_until("empty legacy list applied", || {
-        publisher.send(nng::Message::new()).unwrap();
+        publisher.send(Message::new(&[], &[])).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         sub.peers().is_empty()
     });
@@ -141,14 +139,14 @@ fn a_subscriber_on_a_legacy_publisher_takes_each_message_as_the_full_set() {
 #[test]
 fn watch_legacy_prints_the_legacy_publishers_list() {
     let dir = Scratch::new("legacy-watch");
-    let publisher = nng::Socket::new(nng::Protocol::Pub0).unwrap();
+    let publisher = Socket::open(Protocol::Pub0, false).unwrap();
     publisher.listen(&dir.url("pub")).unwrap();
     let url = dir.url("pub");
     let mut w = Proc::spawn(&["watch", "--publish", &url, "--legacy", "--json"]);
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let sender = std::thread::spawn(move || {
         while rx.recv_timeout(Duration::from_millis(50)).is_err() {
-            let _ = publisher.send(&b"x|y"[..]);
+            let _ = publisher.send(Message::new(&[], b"x|y"));
         }
     });
     let v = w.json_where("x and y", |v| peers(v) == ["x", "y"]);
@@ -160,7 +158,7 @@ fn watch_legacy_prints_the_legacy_publishers_list() {
 /// Reads native surveys on a raw respondent that never announces (what a legacy
 /// client looks like to the server) and returns their round numbers, until one
 /// has a round above `until` (or, with `until` = None, the first one).
-fn rounds_until(sock: &nng::Socket, until: Option<u64>) -> Vec<u64> {
+fn rounds_until(sock: &Socket, until: Option<u64>) -> Vec<u64> {
     let end = Instant::now() + DEADLINE;
     let mut rounds = Vec::new();
     loop {
@@ -171,10 +169,10 @@ fn rounds_until(sock: &nng::Socket, until: Option<u64>) -> Vec<u64> {
         let Ok(m) = sock.recv() else { continue };
         let limits = gopherdiscovery::Limits::default();
         if let Ok(gopherdiscovery::wire::Message::Survey { round, .. }) =
-            gopherdiscovery::wire::decode(m.as_slice(), &limits)
+            gopherdiscovery::wire::decode(m.body(), &limits)
         {
             rounds.push(round);
-            if until.map_or(true, |u| round > u) {
+            if until.is_none_or(|u| round > u) {
                 return rounds;
             }
         }
@@ -195,8 +193,8 @@ fn an_early_survey_goes_only_to_the_connection_that_has_not_announced() {
         .start()
         .unwrap();
     let connect = || {
-        let s = nng::Socket::new(nng::Protocol::Respondent0).unwrap();
-        s.set_opt::<RecvTimeout>(Some(Duration::from_millis(100)))
+        let s = Socket::open(Protocol::Respondent0, false).unwrap();
+        s.set_recv_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         s.dial(&dir.url("survey")).unwrap();
         s

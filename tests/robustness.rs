@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
+use gopherdiscovery::nng::{Message, Protocol, Socket};
 use gopherdiscovery::{Client, EventKind, Metadata, Reason, Server, Subscriber, Update};
-use nng::options::Options;
 
 fn tcp_server() -> Server {
     Server::builder()
@@ -41,18 +41,15 @@ fn recording_subscriber(server: &Server) -> (Subscriber, Arc<Mutex<Vec<Update>>>
 }
 
 /// Sends raw SP answers (what a misbehaving respondent can put on the wire).
-fn raw_respondent_answers(survey_url: &str, bodies: &[Vec<u8>]) -> nng::Socket {
-    let s = nng::RawSocket::new(nng::Protocol::Respondent0)
-        .unwrap()
-        .socket;
-    s.set_opt::<nng::options::RecvTimeout>(Some(DEADLINE))
-        .unwrap();
+fn raw_respondent_answers(survey_url: &str, bodies: &[Vec<u8>]) -> Socket {
+    let s = Socket::open(Protocol::Respondent0, true).unwrap();
+    s.set_recv_timeout(Some(DEADLINE)).unwrap();
     s.dial(survey_url).unwrap();
     for body in bodies {
         // Wait for a survey, answer it with `body` under its header.
-        let mut msg = s.recv().unwrap();
-        msg.clear();
-        msg.push_back(body);
+        let msg = s.recv().unwrap();
+        msg.clear_body();
+        msg.append(body);
         s.send(msg).unwrap();
     }
     s
@@ -87,9 +84,9 @@ fn garbage_bytes_on_every_socket_are_dropped_and_the_server_keeps_serving() {
         s.dropped_malformed >= 5 && s.dropped_oversize >= 1
     });
     // Garbage snapshot request.
-    let req = nng::Socket::new(nng::Protocol::Req0).unwrap();
+    let req = Socket::open(Protocol::Req0, false).unwrap();
     req.dial(&u.snapshot).unwrap();
-    req.send(&b"\xff\x01\x07junk"[..]).unwrap();
+    req.send(Message::new(&[], b"\xff\x01\x07junk")).unwrap();
     wait_until("bad snapshot request counted", || {
         server.stats().dropped_requests >= 1
     });
@@ -283,21 +280,18 @@ fn a_client_answers_only_real_surveys_and_keeps_answering_after_garbage() {
     let dir = Scratch::new("client-garbage");
     let url = dir.url("survey");
     // A raw surveyor plays the server, so the test picks the survey ids and bodies.
-    let surveyor = nng::RawSocket::new(nng::Protocol::Surveyor0)
-        .unwrap()
-        .socket;
+    let surveyor = Socket::open(Protocol::Surveyor0, true).unwrap();
     surveyor
-        .set_opt::<nng::options::RecvTimeout>(Some(Duration::from_millis(100)))
+        .set_recv_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     surveyor.listen(&url).unwrap();
     let client = Client::builder("http://c:1").survey(&url).start().unwrap();
     wait_until("the client connects", || client.connections() == 1);
 
     let send = |id: u32, body: &[u8]| {
-        let mut m = nng::Message::new();
-        m.as_mut_header().push_back(&id.to_be_bytes());
-        m.push_back(body);
-        surveyor.send(m).unwrap();
+        surveyor
+            .send(Message::new(&id.to_be_bytes(), body))
+            .unwrap();
     };
     let heartbeat = wire::encode_heartbeat(&wire::Heartbeat {
         epoch: 1,
@@ -321,9 +315,9 @@ fn a_client_answers_only_real_surveys_and_keeps_answering_after_garbage() {
             "answers so far: {answered:?}"
         );
         let Ok(m) = surveyor.recv() else { continue };
-        let id = u32::from_be_bytes(m.as_header()[..4].try_into().unwrap());
+        let id = u32::from_be_bytes(m.header()[..4].try_into().unwrap());
         if id != wire::ANNOUNCE_ID {
-            answered.push((id, m.as_slice().to_vec()));
+            answered.push((id, m.body().to_vec()));
         }
     }
     let ids: Vec<u32> = answered.iter().map(|(id, _)| *id).collect();

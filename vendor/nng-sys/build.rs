@@ -30,7 +30,10 @@ fn main() {
         "cargo:rustc-link-search=native={}",
         dst.join("lib").display()
     );
-    println!("cargo:rustc-link-search=native={}", dst.join("lib64").display());
+    println!(
+        "cargo:rustc-link-search=native={}",
+        dst.join("lib64").display()
+    );
     println!("cargo:rustc-link-lib=static=nng");
     println!("cargo:include={}", dst.join("include").display());
     println!("cargo:root={}", dst.display());
@@ -62,7 +65,13 @@ fn nng_version() -> String {
     let part = |name: &str| {
         header
             .lines()
-            .find_map(|l| l.strip_prefix("#define ")?.strip_prefix(name)?.trim().parse::<u32>().ok())
+            .find_map(|l| {
+                l.strip_prefix("#define ")?
+                    .strip_prefix(name)?
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+            })
             .unwrap_or_else(|| panic!("{name} not found in nng.h"))
     };
     format!(

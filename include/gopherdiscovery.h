@@ -507,7 +507,7 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The library's version, e.g. `"0.1.0"`: a static string, never NULL, never freed.
+ * The library's version, e.g. `"0.2.0"`: a static string, never NULL, never freed.
  */
 const char *gd_version(void);
 

@@ -83,5 +83,13 @@ pub use nng::Error as NngError;
 pub use server::{Server, ServerBuilder, ServerStats, ServerUrls};
 pub use subscriber::{fetch_snapshot, State, Subscriber, SubscriberBuilder, Update};
 
-/// This library's version, e.g. `0.1.0`.
+/// This library's version, e.g. `0.2.0`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The native wire protocol's version byte (`docs/PROTOCOL.md`).
+pub const WIRE_VERSION: u8 = wire::VERSION;
+
+/// The version of the NNG library linked in, e.g. `1.11.0`.
+pub fn nng_version() -> &'static str {
+    nng::version()
+}

@@ -465,7 +465,7 @@ class Client {
   std::unique_ptr<detail::Callbacks> callbacks_;
 };
 
-/// The library's version, e.g. "0.1.0".
+/// The library's version, e.g. "0.2.0".
 inline std::string version() { return gd_version(); }
 
 }  // namespace gopherdiscovery

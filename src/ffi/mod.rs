@@ -325,7 +325,7 @@ pub(crate) unsafe fn init_options<T: SizedOptions>(name: &str, p: *mut T) -> gd_
     })
 }
 
-/// The library's version, e.g. `"0.1.0"`: a static string, never NULL, never freed.
+/// The library's version, e.g. `"0.2.0"`: a static string, never NULL, never freed.
 #[no_mangle]
 pub extern "C" fn gd_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()

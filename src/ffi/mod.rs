@@ -437,6 +437,51 @@ pub(crate) unsafe fn init_options<T: SizedOptions>(name: &str, p: *mut T) -> gd_
     })
 }
 
+/// A `&'static CStr` from a byte literal ending in its NUL (checked at compile
+/// time when used in a `const`).
+pub(crate) const fn cstr(bytes: &'static [u8]) -> &'static CStr {
+    match CStr::from_bytes_with_nul(bytes) {
+        Ok(s) => s,
+        Err(_) => panic!("a C string literal must end in its only NUL"),
+    }
+}
+
+/// The static name of `value` in `table` (one table per C enum), or `fallback`.
+pub(crate) fn name_in(
+    table: &[(i32, &'static CStr)],
+    value: i32,
+    fallback: &'static CStr,
+) -> *const c_char {
+    table
+        .iter()
+        .find(|(v, _)| *v == value)
+        .map_or(fallback, |&(_, name)| name)
+        .as_ptr()
+}
+
+/// The names of the `gd_result` codes, for `gd_strerror`.
+const RESULT_NAMES: &[(i32, &CStr)] = &[
+    (gd_result::GD_OK as i32, cstr(b"success\0")),
+    (gd_result::GD_INVALID_URL as i32, cstr(b"invalid URL\0")),
+    (
+        gd_result::GD_ADDRESS_IN_USE as i32,
+        cstr(b"address in use\0"),
+    ),
+    (
+        gd_result::GD_INVALID_OPTION as i32,
+        cstr(b"invalid option or argument\0"),
+    ),
+    (
+        gd_result::GD_INVALID_MEMBER as i32,
+        cstr(b"invalid member\0"),
+    ),
+    (gd_result::GD_TIMEOUT as i32, cstr(b"timed out\0")),
+    (gd_result::GD_CLOSED as i32, cstr(b"closed\0")),
+    (gd_result::GD_PROTOCOL as i32, cstr(b"protocol error\0")),
+    (gd_result::GD_TRANSPORT as i32, cstr(b"transport error\0")),
+    (gd_result::GD_IO as i32, cstr(b"I/O or internal error\0")),
+];
+
 /// The library's version, e.g. `"0.1.0"`: a static string, never NULL, never freed.
 #[no_mangle]
 pub extern "C" fn gd_version() -> *const c_char {
@@ -447,20 +492,7 @@ pub extern "C" fn gd_version() -> *const c_char {
 /// string, never NULL, never freed. Unknown codes give `"unknown error code"`.
 #[no_mangle]
 pub extern "C" fn gd_strerror(code: i32) -> *const c_char {
-    let s: &'static str = match code {
-        0 => "success\0",
-        1 => "invalid URL\0",
-        2 => "address in use\0",
-        3 => "invalid option or argument\0",
-        4 => "invalid member\0",
-        5 => "timed out\0",
-        6 => "closed\0",
-        7 => "protocol error\0",
-        8 => "transport error\0",
-        9 => "I/O or internal error\0",
-        _ => "unknown error code\0",
-    };
-    s.as_ptr().cast()
+    name_in(RESULT_NAMES, code, cstr(b"unknown error code\0"))
 }
 
 /// Copies the message of the last call that failed on the calling thread into
@@ -526,6 +558,37 @@ mod tests {
         // SAFETY: as above.
         let io = unsafe { CStr::from_ptr(gd_strerror(gd_result::GD_IO as i32)) };
         assert_eq!(io.to_str().unwrap(), "I/O or internal error");
+    }
+
+    #[test]
+    fn every_enum_value_has_its_name() {
+        fn name(p: *const c_char) -> &'static str {
+            // SAFETY: the *_str functions return static NUL-terminated strings.
+            unsafe { CStr::from_ptr(p) }.to_str().unwrap()
+        }
+        use gd_event_kind::*;
+        use gd_reason::*;
+        use gd_state::*;
+        for (k, n) in [(GD_EVENT_JOINED, "joined"), (GD_EVENT_LEFT, "left")] {
+            assert_eq!(name(gd_event_kind_str(k as i32)), n);
+        }
+        assert_eq!(name(gd_event_kind_str(GD_EVENT_UPDATED as i32)), "updated");
+        assert_eq!(name(gd_event_kind_str(0)), "unknown");
+        let reasons = [
+            (GD_REASON_NONE, "none"),
+            (GD_REASON_CLOSED, "closed"),
+            (GD_REASON_TIMEOUT, "timeout"),
+            (GD_REASON_RESTARTED, "restarted"),
+        ];
+        for (r, n) in reasons {
+            assert_eq!(name(gd_reason_str(r as i32)), n);
+        }
+        assert_eq!(name(gd_reason_str(-1)), "unknown");
+        for (st, n) in [(GD_STATE_SYNCING, "syncing"), (GD_STATE_LIVE, "live")] {
+            assert_eq!(name(gd_state_str(st as i32)), n);
+        }
+        assert_eq!(name(gd_state_str(GD_STATE_STALE as i32)), "stale");
+        assert_eq!(name(gd_state_str(3)), "unknown");
     }
 
     #[test]

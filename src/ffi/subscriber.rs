@@ -17,8 +17,8 @@ use std::thread::ThreadId;
 use std::time::Duration;
 
 use super::{
-    gd_metadata_entry, gd_result, guard, init_options, read_options, run, to_cstring, url_or,
-    CStrings, Fail, Handle, SizedOptions,
+    cstr, gd_metadata_entry, gd_result, guard, init_options, name_in, read_options, run,
+    to_cstring, url_or, CStrings, Fail, Handle, SizedOptions,
 };
 use crate::member::{Event, EventKind, Reason};
 use crate::net::{DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL};
@@ -771,38 +771,43 @@ pub unsafe extern "C" fn gd_subscriber_position(
 /// otherwise: a static string, never NULL, never freed.
 #[no_mangle]
 pub extern "C" fn gd_event_kind_str(kind: i32) -> *const c_char {
-    let s: &'static str = match kind {
-        1 => "joined\0",
-        2 => "left\0",
-        3 => "updated\0",
-        _ => "unknown\0",
-    };
-    s.as_ptr().cast()
+    name_in(EVENT_KIND_NAMES, kind, UNKNOWN)
 }
 
 /// `"none"`, `"closed"`, `"timeout"` or `"restarted"` for a `gd_reason` value,
 /// `"unknown"` otherwise: a static string, never NULL, never freed.
 #[no_mangle]
 pub extern "C" fn gd_reason_str(reason: i32) -> *const c_char {
-    let s: &'static str = match reason {
-        0 => "none\0",
-        1 => "closed\0",
-        2 => "timeout\0",
-        3 => "restarted\0",
-        _ => "unknown\0",
-    };
-    s.as_ptr().cast()
+    name_in(REASON_NAMES, reason, UNKNOWN)
 }
 
 /// `"syncing"`, `"live"` or `"stale"` for a `gd_state` value, `"unknown"`
 /// otherwise: a static string, never NULL, never freed.
 #[no_mangle]
 pub extern "C" fn gd_state_str(state: i32) -> *const c_char {
-    let s: &'static str = match state {
-        0 => "syncing\0",
-        1 => "live\0",
-        2 => "stale\0",
-        _ => "unknown\0",
-    };
-    s.as_ptr().cast()
+    name_in(STATE_NAMES, state, UNKNOWN)
 }
+
+const UNKNOWN: &std::ffi::CStr = cstr(b"unknown\0");
+
+/// The names of `gd_event_kind`, for `gd_event_kind_str`.
+const EVENT_KIND_NAMES: &[(i32, &std::ffi::CStr)] = &[
+    (gd_event_kind::GD_EVENT_JOINED as i32, cstr(b"joined\0")),
+    (gd_event_kind::GD_EVENT_LEFT as i32, cstr(b"left\0")),
+    (gd_event_kind::GD_EVENT_UPDATED as i32, cstr(b"updated\0")),
+];
+
+/// The names of `gd_reason`, for `gd_reason_str`.
+const REASON_NAMES: &[(i32, &std::ffi::CStr)] = &[
+    (gd_reason::GD_REASON_NONE as i32, cstr(b"none\0")),
+    (gd_reason::GD_REASON_CLOSED as i32, cstr(b"closed\0")),
+    (gd_reason::GD_REASON_TIMEOUT as i32, cstr(b"timeout\0")),
+    (gd_reason::GD_REASON_RESTARTED as i32, cstr(b"restarted\0")),
+];
+
+/// The names of `gd_state`, for `gd_state_str`.
+const STATE_NAMES: &[(i32, &std::ffi::CStr)] = &[
+    (gd_state::GD_STATE_SYNCING as i32, cstr(b"syncing\0")),
+    (gd_state::GD_STATE_LIVE as i32, cstr(b"live\0")),
+    (gd_state::GD_STATE_STALE as i32, cstr(b"stale\0")),
+];

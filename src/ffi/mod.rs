@@ -5,7 +5,9 @@
 //! - Every object is an opaque handle owned by a `Box`: created by one call
 //!   (`gd_server_start`, `gd_client_join`, `gd_subscriber_open`,
 //!   `gd_subscriber_peers`), freed by exactly one other (`gd_*_close`,
-//!   `gd_peer_list_free`), NULL accepted by the freeing call.
+//!   `gd_peer_list_free`), NULL accepted by the freeing call. Every handle
+//!   crosses the ABI through `Handle`: `give` hands it out, `borrow` lends it
+//!   (shared only: other threads may use it at the same time), `take` frees it.
 //! - Every fallible call returns a [`gd_result`] with the numbers of
 //!   [`crate::ErrorCode`]; out-parameters are written only on success; the message
 //!   goes to a thread-local slot that `gd_last_error_message` copies into a

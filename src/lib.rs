@@ -88,6 +88,8 @@
 //! same name are seen as one member restarting back and forth.
 
 #![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod client;
 mod error;

@@ -29,6 +29,7 @@ lint:
 ## Every test: lints, Rust unit + integration, C/C++, Python, and a quick benchmark run.
 test: venv lint
 	cargo test --locked
+	bash tests/downstream/run.sh
 	bash tests/c/run.sh
 	bash python/run-tests.sh
 	bash benches/run.sh quick

@@ -468,6 +468,12 @@ class Client {
 /// The library's version, e.g. "0.2.0".
 inline std::string version() { return gd_version(); }
 
+/// The version of the NNG library built in, e.g. "1.11.0".
+inline std::string nng_version() { return gd_nng_version(); }
+
+/// The native wire protocol's version byte, e.g. 1.
+inline int wire_version() { return gd_wire_version(); }
+
 }  // namespace gopherdiscovery
 
 #endif  // GOPHERDISCOVERY_HPP

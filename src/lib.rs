@@ -111,7 +111,10 @@ pub use member::{
 };
 pub use net::{raise_fd_limit, DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL, DEFAULT_SURVEY_URL};
 pub use nng::Error as NngError;
-pub use server::{Server, ServerBuilder, ServerStats, ServerUrls};
+pub use server::{
+    Server, ServerBuilder, ServerStats, ServerUrls, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_MEMBERS_PER_CONNECTION,
+};
 pub use subscriber::{fetch_snapshot, State, Subscriber, SubscriberBuilder, Update};
 
 /// This library's version, e.g. `0.2.0`.

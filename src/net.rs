@@ -3,9 +3,9 @@
 //! Contract: nothing here blocks longer than the timeouts its caller sets, and every
 //! NNG error is turned into a crate [`Error`] that names the URL involved.
 
-use std::time::Duration;
-
+use std::sync::Mutex;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::nng::{self, Inbox, Protocol, Socket, Stopper};
@@ -114,6 +114,52 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
         return Ok(u64::from(rl.rlim_max));
     }
     Ok(u64::from(rl.rlim_cur))
+}
+
+/// False when the process is at its open-file limit: NNG's listeners then fail
+/// every accept (EMFILE) and back off, silently. Costs one `fcntl` and one `close`.
+pub(crate) fn descriptor_free() -> bool {
+    // SAFETY: duplicates stderr (or fails); the copy is closed at once.
+    let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 0) };
+    if fd < 0 {
+        return std::io::Error::last_os_error().raw_os_error() != Some(libc::EMFILE);
+    }
+    // SAFETY: a descriptor we just made and nobody else knows.
+    unsafe { libc::close(fd) };
+    true
+}
+
+/// A warning at most once per `gap`: repeated causes (a flood) log one line, with
+/// how many were kept quiet.
+pub(crate) struct Every {
+    gap: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Every {
+    pub(crate) fn new(gap: Duration) -> Every {
+        Every {
+            gap,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(quieted)` when a line is due now (with the number of calls kept quiet
+    /// since the last one), `None` otherwise.
+    pub(crate) fn due(&self) -> Option<u64> {
+        let now = Instant::now();
+        let mut s = nng::lock(&self.state);
+        match s.0 {
+            Some(t) if now.saturating_duration_since(t) < self.gap => {
+                s.1 += 1;
+                None
+            }
+            _ => {
+                s.0 = Some(now);
+                Some(std::mem::take(&mut s.1))
+            }
+        }
+    }
 }
 
 /// Who stops what at shutdown: the one teardown path of the server, the client

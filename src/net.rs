@@ -56,10 +56,33 @@ fn check_url(url: &str) -> Result<()> {
     if url.contains('\0') {
         return bad("contains a NUL byte");
     }
-    if !url.contains("://") {
+    let Some((scheme, rest)) = url.split_once("://") else {
         return bad("expected scheme://address, e.g. tcp://127.0.0.1:40007 or ipc:///tmp/gd.sock");
+    };
+    let needs_port = matches!(
+        scheme,
+        "tcp" | "tcp4" | "tcp6" | "tls+tcp" | "tls+tcp4" | "tls+tcp6" | "ws" | "wss"
+    );
+    if needs_port && !has_port(rest) {
+        // NNG would listen on a random port nobody is told about.
+        return bad(
+            "no port: expected HOST:PORT, e.g. tcp://127.0.0.1:40007 (port 0 picks a free one)",
+        );
     }
     Ok(())
+}
+
+/// True when `host:port[/path]` ends its host part with `:digits` (IPv6 in brackets).
+fn has_port(addr: &str) -> bool {
+    let host_port = addr.split('/').next().unwrap_or("");
+    let after_host = match host_port.rfind(']') {
+        Some(i) => &host_port[i + 1..],
+        None => host_port,
+    };
+    match after_host.rsplit_once(':') {
+        Some((_, port)) => !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()),
+        None => false,
+    }
 }
 
 /// Sets the reconnect backoff of dialers made on this socket afterwards.
@@ -240,5 +263,33 @@ impl Workers {
 impl Drop for Workers {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_without_a_port_are_refused() {
+        for ok in [
+            "tcp://127.0.0.1:0",
+            "tcp://[::1]:40007",
+            "ws://h:80/path",
+            "ipc:///tmp/x",
+            "inproc://a",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "tcp://127.0.0.1",
+            "tcp://127.0.0.1:",
+            "tcp://[::1]",
+            "tcp://h:x",
+            "ws://h/p",
+        ] {
+            let e = check_url(bad).unwrap_err().to_string();
+            assert!(e.contains("no port"), "{bad}: {e}");
+        }
     }
 }

@@ -37,7 +37,9 @@
 //!    └─ Client: each survey answered in the receive's completion callback
 //!
 //!  Server      gd-server-answers ──Answer──▶ gd-server-loop ◀──Added/Closed── pipe events
-//!              (Inbox on surveyor)           (timers, table, publications)
+//!              (Inbox on surveyor)  bounded  (timers, table,    (two lists + a
+//!              blocks when full:    channel   publications)      non-blocking nudge)
+//!              back-pressure to TCP
 //!              gd-server-snapshot: Inbox on rep0, encodes the table under its lock, replies
 //!  Subscriber  gd-subscriber-recv ──Publication──▶ gd-subscriber ──▶ your handler
 //!              gd-subscriber-snapshot ──Snapshot──▶ (replica, state)

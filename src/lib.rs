@@ -37,7 +37,9 @@
 //!    └─ Client: each survey answered in the receive's completion callback
 //!
 //!  Server      gd-server-answers ──Answer──▶ gd-server-loop ◀──Added/Closed── pipe events
-//!              (Inbox on surveyor)           (timers, table, publications)
+//!              (Inbox on surveyor)  bounded  (timers, table,    (two lists + a
+//!              blocks when full:    channel   publications)      non-blocking nudge)
+//!              back-pressure to TCP
 //!              gd-server-snapshot: Inbox on rep0, encodes the table under its lock, replies
 //!  Subscriber  gd-subscriber-recv ──Publication──▶ gd-subscriber ──▶ your handler
 //!              gd-subscriber-snapshot ──Snapshot──▶ (replica, state)
@@ -111,7 +113,10 @@ pub use member::{
 };
 pub use net::{raise_fd_limit, DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL, DEFAULT_SURVEY_URL};
 pub use nng::Error as NngError;
-pub use server::{Server, ServerBuilder, ServerStats, ServerUrls};
+pub use server::{
+    Server, ServerBuilder, ServerStats, ServerUrls, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_MEMBERS_PER_CONNECTION,
+};
 pub use subscriber::{fetch_snapshot, State, Subscriber, SubscriberBuilder, Update};
 
 /// This library's version, e.g. `0.2.0`.

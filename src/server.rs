@@ -2,28 +2,34 @@
 //! and serves snapshots.
 //!
 //! Threads (all named `gd-server-*`):
-//! - `loop`: owns the timers; takes answers and connection events from one channel,
-//!   folds them into the [`MemberTable`], publishes deltas and heartbeats.
-//! - `answers`: blocking receive on the raw surveyor; forwards each answer to `loop`.
-//! - `snapshot`: blocking receive on the rep socket; encodes the table under its lock.
+//! - `loop`: owns the timers; takes answers from a bounded channel and connection
+//!   events from two lists, folds them into the [`MemberTable`], publishes deltas
+//!   and heartbeats.
+//! - `answers`: blocking receive on the raw surveyor; forwards each answer to `loop`
+//!   through the bounded channel. When the loop is behind, this thread blocks, NNG's
+//!   receive queue fills, NNG stops reading the connections and TCP pushes back on
+//!   the senders: memory does not grow with a flood.
+//! - `snapshot`: blocking receive on the rep socket; encodes the table under its lock
+//!   (once per seq: the encoding is cached).
 //!
-//! NNG's pipe-notify callback only records a closed connection and posts an event;
-//! it never closes a socket (nanomsg/nng#1665).
+//! NNG's pipe-notify callbacks only record a connection event, close a connection
+//! over the cap, and nudge the loop without blocking; they never close a socket
+//! (nanomsg/nng#1665) and never wait on the bounded channel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{
     AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::member::{random_u64, Event, Limits};
-use crate::member_table::MemberTable;
-use crate::net;
+use crate::member_table::{MemberTable, Refused};
+use crate::net::{self, Every};
 use crate::nng::{self as nng, PipeEvent, Protocol, Socket};
-use crate::wire::{self, Message};
+use crate::wire::{self, DecodeError, Message};
 
 /// A connection that has not announced itself this long gets an early survey
 /// (legacy clients never announce; ours do within a millisecond or so).
@@ -35,6 +41,21 @@ const ANNOUNCE_GRACE: Duration = Duration::from_millis(50);
 const EARLY_SURVEY_GAP: Duration = Duration::from_millis(50);
 /// A closed connection's late answers are ignored for this long.
 const DEAD_PIPE_MEMORY: Duration = Duration::from_secs(60);
+/// At most this many closed connections are remembered (a connect/close flood
+/// must not grow the list): beyond it, only the last second's are kept.
+const DEAD_PIPE_MAX: usize = 65_536;
+/// Answers queued between the answers thread and the loop; and NNG's own receive
+/// queue on the survey socket. Beyond both, NNG stops reading (back-pressure).
+const ANSWER_QUEUE: usize = 1024;
+/// One warning line per cause at most this often.
+const WARN_GAP: Duration = Duration::from_secs(10);
+/// Default cap on concurrent connections per socket: well below the usual
+/// descriptor limits (the server raises its soft limit to the hard one, often
+/// 65,536 or more; 1,024 when the hard limit is that low).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default cap on members per survey connection: a native client is one member;
+/// a legacy client answers one name. Raise it for a proxy answering for several.
+pub const DEFAULT_MAX_MEMBERS_PER_CONNECTION: usize = 1;
 
 /// Counters of what the server did and dropped.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -47,10 +68,32 @@ pub struct ServerStats {
     pub dropped_malformed: u64,
     /// Answers dropped: larger than name + metadata limits allow.
     pub dropped_oversize: u64,
-    /// Answers dropped: the table holds `max_members` already.
+    /// Answers dropped: a name, metadata key or value with a control character
+    /// (NUL, newline, escape…).
+    pub dropped_control: u64,
+    /// Answers dropped: a name with `|` while a legacy publish URL is configured
+    /// (the legacy list could not represent it).
+    pub dropped_legacy_name: u64,
+    /// Answers dropped: their SP header is not a survey id (4 bytes, high bit set).
+    pub dropped_survey_id: u64,
+    /// Answers dropped: the table holds `max_members` already (the table is full).
     pub dropped_full: u64,
+    /// Answers dropped: the members' encoded size (a snapshot) would exceed the
+    /// snapshot budget, `limits.max_snapshot` (the table is full).
+    pub dropped_budget: u64,
+    /// Answers dropped: their connection carries `max_members_per_connection`
+    /// members already.
+    pub dropped_per_connection: u64,
     /// Snapshot requests dropped: not a valid request.
     pub dropped_requests: u64,
+    /// Snapshot requests dropped: the same connection was sent the snapshot of
+    /// the same seq less than an interval ago.
+    pub dropped_repeat_requests: u64,
+    /// Connections closed as they came: their socket had `max_connections` already.
+    pub refused_connections: u64,
+    /// Survey connections closed because no answer was taken from them for
+    /// `evict_after` rounds (idle, garbage only, or refused answers only).
+    pub closed_idle: u64,
     /// Surveys sent (regular and early).
     pub surveys: u64,
     /// Delta publications sent.
@@ -67,8 +110,16 @@ struct Counters {
     legacy_answers: AtomicU64,
     dropped_malformed: AtomicU64,
     dropped_oversize: AtomicU64,
+    dropped_control: AtomicU64,
+    dropped_legacy_name: AtomicU64,
+    dropped_survey_id: AtomicU64,
     dropped_full: AtomicU64,
+    dropped_budget: AtomicU64,
+    dropped_per_connection: AtomicU64,
     dropped_requests: AtomicU64,
+    dropped_repeat_requests: AtomicU64,
+    refused_connections: AtomicU64,
+    closed_idle: AtomicU64,
     surveys: AtomicU64,
     deltas: AtomicU64,
     heartbeats: AtomicU64,
@@ -87,6 +138,8 @@ pub struct ServerBuilder {
     evict_after: u32,
     limits: Limits,
     publication_bytes: usize,
+    max_connections: usize,
+    max_members_per_connection: usize,
 }
 
 impl Default for ServerBuilder {
@@ -101,6 +154,8 @@ impl Default for ServerBuilder {
             evict_after: 3,
             limits: Limits::default(),
             publication_bytes: 64 * 1024,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_members_per_connection: DEFAULT_MAX_MEMBERS_PER_CONNECTION,
         }
     }
 }
@@ -143,7 +198,9 @@ impl ServerBuilder {
         self.evict_after = n;
         self
     }
-    /// Size limits.
+    /// Size limits. `max_snapshot` is also the server's snapshot budget: the
+    /// table refuses new members (counted `dropped_budget`) rather than grow a
+    /// snapshot its subscribers, with the same limit, could not fetch.
     pub fn limits(mut self, l: Limits) -> Self {
         self.limits = l;
         self
@@ -152,6 +209,20 @@ impl ServerBuilder {
     /// its own seq (default 64 KiB).
     pub fn publication_bytes(mut self, n: usize) -> Self {
         self.publication_bytes = n;
+        self
+    }
+
+    /// Most concurrent connections per socket (default 4096); one more is closed
+    /// as it comes, counted `refused_connections`, with a warning at most every 10 s.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+    /// Most members per survey connection (default 1: a native client or a legacy
+    /// one is one member per connection); raise it for a proxy answering for
+    /// several. Over it, answers are dropped, counted `dropped_per_connection`.
+    pub fn max_members_per_connection(mut self, n: usize) -> Self {
+        self.max_members_per_connection = n;
         self
     }
 
@@ -180,6 +251,15 @@ impl ServerBuilder {
             return Err(Error::option("evict_after", "must be at least 1"));
         }
         self.limits.validate()?;
+        if self.max_connections == 0 {
+            return Err(Error::option("max_connections", "must be at least 1"));
+        }
+        if self.max_members_per_connection == 0 {
+            return Err(Error::option(
+                "max_members_per_connection",
+                "must be at least 1",
+            ));
+        }
         if self.publication_bytes < 1024 || self.publication_bytes > self.limits.max_message {
             return Err(Error::option(
                 "publication_bytes",
@@ -220,19 +300,28 @@ struct Shared {
     counters: Counters,
     /// Connections that closed, with when: their late answers are ignored.
     dead: Mutex<HashMap<u32, Instant>>,
-    /// Connections that closed and that the loop has not handled yet. The loop
-    /// checks `closed_waiting` before each input, so a closed member is published
-    /// at once instead of after a survey round's answers queued ahead of it.
+    /// Survey connections added and closed that the loop has not handled yet
+    /// (never on the bounded channel: NNG's thread must not wait). The loop checks
+    /// `conn_waiting` before each input, so a closed member is published at once
+    /// instead of after a survey round's answers queued ahead of it.
+    added: Mutex<Vec<u32>>,
     closed: Mutex<Vec<u32>>,
-    closed_waiting: AtomicBool,
+    conn_waiting: AtomicBool,
+    stopping: AtomicBool,
+    /// Rate limits of the warnings.
+    warn_full: Every,
+    warn_fds: Every,
 }
 
 enum Input {
     Answer(nng::Message),
-    PipeAdded(u32),
-    /// A connection closed (it is in `Shared::closed`); wakes the loop.
-    Closed,
-    Stop,
+    /// Something is in `Shared::added`/`closed`, or `stopping` is set.
+    Wake,
+}
+
+/// Nudges the loop without ever blocking (a full channel wakes it anyway).
+fn wake(tx: &SyncSender<Input>) {
+    let _ = tx.try_send(Input::Wake);
 }
 
 /// The URLs a server listens on, as bound.
@@ -265,24 +354,43 @@ struct Sockets {
 }
 
 impl Sockets {
-    fn open(cfg: &ServerBuilder, max_answer: usize, w: &mut net::Workers) -> Result<Sockets> {
-        let open = |w: &mut net::Workers, proto, raw| {
+    /// Opens the sockets, each with a receive limit (NNG checks a frame's length
+    /// header against it before allocating, and closes the connection when over)
+    /// and a connection cap (every socket but the surveyor is capped here; the
+    /// surveyor's cap is in [`watch_connections`]).
+    fn open(
+        cfg: &ServerBuilder,
+        max_answer: usize,
+        shared: &Arc<Shared>,
+        w: &mut net::Workers,
+    ) -> Result<Sockets> {
+        let open = |w: &mut net::Workers, proto, raw, recv_max| {
             let s = net::open(proto, raw)?;
             w.socket(&s);
+            net::set_recv_max(&s, recv_max)?;
             Ok::<_, Error>(s)
         };
-        let surveyor = open(w, Protocol::Surveyor0, true)?;
-        net::set_buffers(&surveyor, Some(8192), None)?;
+        let capped = |w: &mut net::Workers, proto, recv_max, what| {
+            let s = open(w, proto, false, recv_max)?;
+            let cap = Cap::new(cfg.max_connections, what, shared);
+            s.pipe_notify(move |id, ev| {
+                cap.event(id, ev);
+            })
+            .map_err(|e| Error::nng("registering connection events", e))?;
+            Ok::<_, Error>(s)
+        };
         // Let NNG pass answers up to twice our limit, so we can count the oversize
         // ones; larger frames make NNG close the connection.
-        net::set_recv_max(&surveyor, 2 * max_answer)?;
-        let publisher = open(w, Protocol::Pub0, false)?;
+        let surveyor = open(w, Protocol::Surveyor0, true, 2 * max_answer)?;
+        net::set_buffers(&surveyor, Some(ANSWER_QUEUE as i32), None)?;
+        // A publisher reads nothing: NNG's 0 means "no limit", so 1 byte is the
+        // least; any frame longer closes the connection.
+        let publisher = capped(w, Protocol::Pub0, 1, "publish")?;
         net::set_buffers(&publisher, None, Some(8192))?;
-        let rep = open(w, Protocol::Rep0, false)?;
-        net::set_recv_max(&rep, 1024)?;
+        let rep = capped(w, Protocol::Rep0, 1024, "snapshot")?;
         let legacy = match &cfg.legacy_publish {
             Some(_) => {
-                let s = open(w, Protocol::Pub0, false)?;
+                let s = capped(w, Protocol::Pub0, 1, "legacy publish")?;
                 net::set_buffers(&s, None, Some(8192))?;
                 Some(s)
             }
@@ -323,26 +431,34 @@ impl Server {
         let max_answer = wire::MAX_OVERHEAD + cfg.limits.max_name + cfg.limits.max_metadata;
         // Everything made from here on is torn down by `workers` on any early return.
         let mut workers = net::Workers::default();
-        let sockets = Sockets::open(&cfg, max_answer, &mut workers)?;
         let shared = Arc::new(Shared {
             epoch: random_u64(),
             interval_ms: cfg.interval.as_millis() as u32,
             limits: cfg.limits,
             core: Mutex::new(Core {
-                table: MemberTable::new(cfg.evict_after, cfg.limits.max_members),
+                table: MemberTable::new(cfg.evict_after, cfg.limits.max_members)
+                    .per_connection(cfg.max_members_per_connection)
+                    .max_bytes(cfg.limits.max_snapshot - wire::SNAPSHOT_HEADER_LEN),
                 seq: 0,
             }),
             counters: Counters::default(),
             dead: Mutex::new(HashMap::new()),
+            added: Mutex::new(Vec::new()),
             closed: Mutex::new(Vec::new()),
-            closed_waiting: AtomicBool::new(false),
+            conn_waiting: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            warn_full: Every::new(WARN_GAP),
+            warn_fds: Every::new(WARN_GAP),
         });
-        let (tx, rx) = mpsc::channel::<Input>();
-        let stop_tx = Mutex::new(tx.clone());
+        let sockets = Sockets::open(&cfg, max_answer, &shared, &mut workers)?;
+        let (tx, rx) = mpsc::sync_channel::<Input>(ANSWER_QUEUE);
+        let (stop_tx, s) = (tx.clone(), shared.clone());
         workers.on_stop(move || {
-            let _ = nng::lock(&stop_tx).send(Input::Stop);
+            s.stopping.store(true, Release);
+            wake(&stop_tx);
         });
-        watch_connections(&sockets.surveyor, &shared, tx.clone())?;
+        let cap = Cap::new(cfg.max_connections, "survey", &shared);
+        watch_connections(&sockets.surveyor, &shared, cap, tx.clone())?;
         let urls = sockets.listen(&cfg)?;
 
         let (mut answers, s, t) = (workers.inbox(&sockets.surveyor), shared.clone(), tx);
@@ -360,10 +476,12 @@ impl Server {
             legacy: sockets.legacy,
             interval: cfg.interval,
             deadline: cfg.deadline,
+            evict_after: cfg.evict_after,
             publication_bytes: cfg.publication_bytes,
             max_answer,
             round: 0,
             pending_new: HashMap::new(),
+            silent: HashMap::new(),
             events: Vec::new(),
         };
         workers.spawn("gd-server-loop", move || lp.run(rx))?;
@@ -415,8 +533,16 @@ impl Server {
             legacy_answers: c.legacy_answers.load(Relaxed),
             dropped_malformed: c.dropped_malformed.load(Relaxed),
             dropped_oversize: c.dropped_oversize.load(Relaxed),
+            dropped_control: c.dropped_control.load(Relaxed),
+            dropped_legacy_name: c.dropped_legacy_name.load(Relaxed),
+            dropped_survey_id: c.dropped_survey_id.load(Relaxed),
             dropped_full: c.dropped_full.load(Relaxed),
+            dropped_budget: c.dropped_budget.load(Relaxed),
+            dropped_per_connection: c.dropped_per_connection.load(Relaxed),
             dropped_requests: c.dropped_requests.load(Relaxed),
+            dropped_repeat_requests: c.dropped_repeat_requests.load(Relaxed),
+            refused_connections: c.refused_connections.load(Relaxed),
+            closed_idle: c.closed_idle.load(Relaxed),
             surveys: c.surveys.load(Relaxed),
             deltas: c.deltas.load(Relaxed),
             heartbeats: c.heartbeats.load(Relaxed),
@@ -436,33 +562,99 @@ impl Drop for Server {
     }
 }
 
-/// Connection events: record closes synchronously (so late answers from a closed
-/// connection are recognised), then hand the event to the loop.
-fn watch_connections(surveyor: &Socket, shared: &Arc<Shared>, tx: Sender<Input>) -> Result<()> {
-    let tx = Mutex::new(tx);
+/// The connection cap of one socket: a connection over `max` is closed as it
+/// comes (from NNG's pipe callback, which NNG allows), counted and warned about
+/// at most every 10 s.
+struct Cap {
+    max: usize,
+    what: &'static str,
+    live: Mutex<HashSet<u32>>,
+    shared: std::sync::Weak<Shared>,
+    warn: Every,
+}
+
+impl Cap {
+    fn new(max: usize, what: &'static str, shared: &Arc<Shared>) -> Cap {
+        Cap {
+            max,
+            what,
+            live: Mutex::new(HashSet::new()),
+            shared: Arc::downgrade(shared),
+            warn: Every::new(WARN_GAP),
+        }
+    }
+
+    /// Counts the connection in or out; false when it was refused (closed).
+    fn event(&self, id: u32, ev: PipeEvent) -> bool {
+        let mut live = nng::lock(&self.live);
+        if ev == PipeEvent::Removed {
+            live.remove(&id);
+            return true;
+        }
+        if live.len() < self.max {
+            live.insert(id);
+            return true;
+        }
+        drop(live);
+        nng::close_pipe(id);
+        let Some(s) = self.shared.upgrade() else {
+            return false;
+        };
+        let n = s.counters.refused_connections.fetch_add(1, Relaxed) + 1;
+        if self.warn.due().is_some() {
+            log::warn!(
+                "{} socket: {} connections open, the cap (max_connections); \
+                 refusing new ones ({n} refused so far)",
+                self.what,
+                self.max
+            );
+        }
+        false
+    }
+}
+
+/// Survey connection events: cap the count, record closes synchronously (so late
+/// answers from a closed connection are recognised), list the event for the loop
+/// and nudge it. Never blocks NNG's thread.
+fn watch_connections(
+    surveyor: &Socket,
+    shared: &Arc<Shared>,
+    cap: Cap,
+    tx: SyncSender<Input>,
+) -> Result<()> {
     let shared = Arc::downgrade(shared);
     surveyor
         .pipe_notify(move |id, ev| {
-            let input = match ev {
-                PipeEvent::Added => Input::PipeAdded(id),
+            if !cap.event(id, ev) {
+                return;
+            }
+            let Some(s) = shared.upgrade() else { return };
+            match ev {
+                PipeEvent::Added => nng::lock(&s.added).push(id),
                 PipeEvent::Removed => {
-                    if let Some(s) = shared.upgrade() {
-                        nng::lock(&s.dead).insert(id, Instant::now());
-                        nng::lock(&s.closed).push(id);
-                        s.closed_waiting.store(true, Release);
+                    let now = Instant::now();
+                    let mut dead = nng::lock(&s.dead);
+                    if dead.len() >= DEAD_PIPE_MAX {
+                        dead.retain(|_, t| {
+                            now.saturating_duration_since(*t) < Duration::from_secs(1)
+                        });
                     }
-                    Input::Closed
+                    dead.insert(id, now);
+                    drop(dead);
+                    nng::lock(&s.closed).push(id);
                 }
-            };
-            let _ = nng::lock(&tx).send(input);
+            }
+            s.conn_waiting.store(true, Release);
+            wake(&tx);
         })
         .map_err(|e| Error::nng("registering connection events", e))
 }
 
-fn answers_thread(inbox: &mut nng::Inbox, tx: Sender<Input>, shared: Arc<Shared>) {
+fn answers_thread(inbox: &mut nng::Inbox, tx: SyncSender<Input>, shared: Arc<Shared>) {
     loop {
         match inbox.recv() {
             Ok(msg) => {
+                // Blocks while the loop is behind: back-pressure down to TCP.
                 if tx.send(Input::Answer(msg)).is_err() {
                     return;
                 }
@@ -477,6 +669,12 @@ fn answers_thread(inbox: &mut nng::Inbox, tx: Sender<Input>, shared: Arc<Shared>
 }
 
 fn snapshot_thread(rep: &Socket, inbox: &mut nng::Inbox, shared: Arc<Shared>) {
+    // The encoding of the latest seq: a request costs a copy, not an encoding.
+    let mut cached: Option<(u64, Vec<u8>)> = None;
+    // Per connection: the seq last sent and when. The same connection asking again
+    // within an interval, with nothing changed, is not answered (req0 resends).
+    let mut served: HashMap<u32, (u64, Instant)> = HashMap::new();
+    let every = Duration::from_millis(u64::from(shared.interval_ms));
     loop {
         let msg = match inbox.recv() {
             Ok(m) => m,
@@ -501,21 +699,41 @@ fn snapshot_thread(rep: &Socket, inbox: &mut nng::Inbox, shared: Arc<Shared>) {
                 continue;
             }
         }
-        let bytes = {
+        let now = Instant::now();
+        let seq = {
             let c = shared.core.lock().unwrap_or_else(|p| p.into_inner());
-            wire::encode_snapshot(
-                shared.epoch,
-                c.seq,
-                shared.interval_ms,
-                c.table.digest(),
-                c.table.len(),
-                c.table.members(),
-            )
+            if cached.as_ref().map(|(s, _)| *s) != Some(c.seq) {
+                let bytes = wire::encode_snapshot(
+                    shared.epoch,
+                    c.seq,
+                    shared.interval_ms,
+                    c.table.digest(),
+                    c.table.len(),
+                    c.table.members(),
+                );
+                cached = Some((c.seq, bytes));
+            }
+            c.seq
         };
+        let pipe = msg.pipe();
+        if let Some((s, t)) = served.get(&pipe) {
+            if *s == seq && now.saturating_duration_since(*t) < every {
+                shared
+                    .counters
+                    .dropped_repeat_requests
+                    .fetch_add(1, Relaxed);
+                continue;
+            }
+        }
+        if served.len() >= 2 * DEFAULT_MAX_CONNECTIONS.max(1024) {
+            served.retain(|_, (_, t)| now.saturating_duration_since(*t) < every);
+        }
+        served.insert(pipe, (seq, now));
+        let bytes = cached.as_ref().map_or(&[][..], |(_, b)| b);
         shared.counters.snapshots.fetch_add(1, Relaxed);
         // Never blocks; a reply that cannot go now is asked for again by the
         // requester (req0 re-sends).
-        if let Err((_, e)) = rep.try_send(nng::Message::new(&[], &bytes)) {
+        if let Err((_, e)) = rep.try_send(nng::Message::new(&[], bytes)) {
             if e.is_closed() {
                 return;
             }
@@ -531,11 +749,16 @@ struct Loop {
     legacy: Option<Socket>,
     interval: Duration,
     deadline: Duration,
+    evict_after: u32,
     publication_bytes: usize,
     max_answer: usize,
     round: u64,
     /// New connections that have not answered yet, with when they came.
     pending_new: HashMap<u32, Instant>,
+    /// Every open survey connection: whether an answer from it was taken since the
+    /// last round end, and how many rounds in a row ended without one (counted as
+    /// a member's misses are). At `evict_after` the connection is closed.
+    silent: HashMap<u32, (bool, u32)>,
     events: Vec<Event>,
 }
 
@@ -582,21 +805,25 @@ impl Loop {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            // Take everything that is already waiting, then publish once, all under
-            // the table lock: a snapshot is always exactly "everything up to its seq".
+            // Take everything that is already waiting (at most one queue's worth,
+            // so timers are never starved), then publish once, all under the table
+            // lock: a snapshot is always exactly "everything up to its seq".
             let shared = self.shared.clone();
             let mut core = shared.core.lock().unwrap_or_else(|e| e.into_inner());
             let mut next = Some(input);
             let mut taken = 0;
             while let Some(input) = next.take() {
-                if self.shared.closed_waiting.swap(false, Acquire) {
-                    self.closed_first(&mut core);
-                }
-                if !self.handle(&mut core, input) {
+                if self.shared.stopping.load(Acquire) {
                     return;
                 }
+                if self.shared.conn_waiting.swap(false, Acquire) {
+                    self.connections_first(&mut core);
+                }
+                if let Input::Answer(msg) = input {
+                    self.answer(&mut core, &msg);
+                }
                 taken += 1;
-                if taken < 4096 {
+                if taken < ANSWER_QUEUE {
                     next = rx.try_recv().ok();
                 }
             }
@@ -604,81 +831,74 @@ impl Loop {
         }
     }
 
-    /// Handles the connections closed so far and publishes their members' leaving,
-    /// ahead of the inputs still queued.
-    fn closed_first(&mut self, core: &mut Core) {
-        let closed =
-            std::mem::take(&mut *self.shared.closed.lock().unwrap_or_else(|e| e.into_inner()));
+    /// Handles the connections added and closed so far, and publishes their
+    /// members' leaving, ahead of the inputs still queued.
+    fn connections_first(&mut self, core: &mut Core) {
+        let added = std::mem::take(&mut *nng::lock(&self.shared.added));
+        let now = Instant::now();
+        for p in added {
+            self.silent.insert(p, (false, 0));
+            // Its announce may have overtaken this event: then it needs no survey.
+            if !core.table.has_pipe(p) {
+                self.pending_new.insert(p, now);
+            }
+        }
+        let closed = std::mem::take(&mut *nng::lock(&self.shared.closed));
         for p in closed {
             self.pending_new.remove(&p);
+            self.silent.remove(&p);
             core.table.pipe_closed(p, &mut self.events);
         }
         self.publish(core);
     }
 
-    /// Returns false on Stop.
-    fn handle(&mut self, core: &mut Core, input: Input) -> bool {
-        match input {
-            Input::Stop => return false,
-            Input::PipeAdded(p) => {
-                // Its announce may have overtaken this event: then it needs no survey.
-                if !core.table.has_pipe(p) {
-                    self.pending_new.insert(p, Instant::now());
-                }
-            }
-            Input::Closed => self.closed_first(core),
-            Input::Answer(msg) => {
-                self.answer(core, msg.pipe(), msg.body());
-            }
-        }
-        true
-    }
-
-    fn answer(&mut self, core: &mut Core, pipe: u32, body: &[u8]) {
+    fn answer(&mut self, core: &mut Core, msg: &nng::Message) {
+        let (pipe, body) = (msg.pipe(), msg.body());
         let c = &self.shared.counters;
-        if self
-            .shared
-            .dead
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&pipe)
-        {
+        if nng::lock(&self.shared.dead).contains_key(&pipe) {
             return; // late answer from a closed connection
         }
-        if body.len() > self.max_answer {
-            c.dropped_oversize.fetch_add(1, Relaxed);
+        let drop = |counter: &AtomicU64, why: &dyn std::fmt::Display| {
+            counter.fetch_add(1, Relaxed);
             log::debug!(
-                "dropped an answer of {} bytes from connection {pipe}: over the limit of {}",
-                body.len(),
-                self.max_answer
+                "dropped an answer of {} bytes from connection {pipe}: {why}",
+                body.len()
             );
-            return;
+        };
+        if !wire::is_survey_id(msg.header()) {
+            return drop(&c.dropped_survey_id, &"its SP header is not a survey id");
+        }
+        if body.len() > self.max_answer {
+            let why = format!("over the limit of {}", self.max_answer);
+            return drop(&c.dropped_oversize, &why);
         }
         let native = wire::is_native(body);
         let member = if native {
             match wire::decode(body, &self.shared.limits) {
                 Ok(Message::Answer(m)) => Ok(m),
-                Ok(_) => Err("not an answer".to_string()),
-                Err(e) => Err(e.to_string()),
+                Ok(_) => Err(None),
+                Err(e) => Err(Some(e)),
             }
         } else {
-            wire::decode_legacy_answer(body, &self.shared.limits)
-                .map_err(|e| format!("legacy answer: {e}"))
+            wire::decode_legacy_answer(body, &self.shared.limits).map_err(Some)
         };
         let member = match member {
             Ok(m) => m,
-            Err(why) => {
-                c.dropped_malformed.fetch_add(1, Relaxed);
-                log::debug!(
-                    "dropped an answer of {} bytes from connection {pipe}: {why}",
-                    body.len()
-                );
-                return;
-            }
+            Err(Some(e @ DecodeError::ControlChar(_))) => return drop(&c.dropped_control, &e),
+            Err(Some(e)) if native => return drop(&c.dropped_malformed, &e),
+            Err(Some(e)) => return drop(&c.dropped_malformed, &format!("legacy answer: {e}")),
+            Err(None) => return drop(&c.dropped_malformed, &"not an answer"),
         };
+        if self.legacy.is_some() && member.name.contains('|') {
+            let why = "a name with '|' cannot be on the legacy list";
+            return drop(&c.dropped_legacy_name, &why);
+        }
         self.pending_new.remove(&pipe);
         match core.table.answer(pipe, member, &mut self.events) {
             Ok(()) => {
+                if let Some(s) = self.silent.get_mut(&pipe) {
+                    *s = (true, 0);
+                }
                 if native {
                     &c.answers
                 } else {
@@ -686,9 +906,27 @@ impl Loop {
                 }
                 .fetch_add(1, Relaxed);
             }
-            Err(_) => {
-                c.dropped_full.fetch_add(1, Relaxed);
-                log::debug!("dropped an answer from connection {pipe}: member limit reached");
+            Err(Refused::PerConnection) => drop(
+                &c.dropped_per_connection,
+                &"its connection carries max_members_per_connection members already",
+            ),
+            Err(why) => {
+                let (counter, limit) = match why {
+                    Refused::Budget => (&c.dropped_budget, "the snapshot budget"),
+                    _ => (&c.dropped_full, "max_members"),
+                };
+                drop(counter, &format!("the member table is full ({limit})"));
+                if let Some(quiet) = self.shared.warn_full.due() {
+                    log::warn!(
+                        "member table full: {} members, {} bytes (limits: max_members {}, \
+                         snapshot budget {} bytes); refusing new members ({quiet} more since \
+                         the last warning)",
+                        core.table.len(),
+                        core.table.bytes(),
+                        self.shared.limits.max_members,
+                        self.shared.limits.max_snapshot,
+                    );
+                }
             }
         }
     }
@@ -696,11 +934,10 @@ impl Loop {
     /// Sends a survey to every connection, or (early surveys) to `pipes` only.
     fn survey(&mut self, pipes: &[u32]) {
         self.round += 1;
-        let mut id = 0x8000_0000 | (self.round as u32 & 0x7FFF_FFFF);
-        if id == wire::ANNOUNCE_ID {
+        if wire::survey_id(self.round) == wire::ANNOUNCE_ID {
             self.round += 1;
-            id += 1;
         }
+        let id = wire::survey_id(self.round);
         let body = wire::encode_survey(self.shared.epoch, self.round);
         let targets: Vec<Option<u32>> = if pipes.is_empty() {
             vec![None]
@@ -749,10 +986,33 @@ impl Loop {
             core.table.end_round(&mut self.events);
             self.publish(&mut core);
         }
-        self.shared
-            .dead
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        // A connection that brought no answer the table took for evict_after
+        // rounds is closed: idle handshakes, half-sent frames, garbage and refused
+        // answers cannot hold a descriptor for ever. Its pipe-removed event follows.
+        let evict_after = self.evict_after;
+        let mut idle = 0;
+        for (pipe, (answered, missed)) in self.silent.iter_mut() {
+            if std::mem::take(answered) {
+                *missed = 0;
+                continue;
+            }
+            *missed += 1;
+            if *missed == evict_after {
+                nng::close_pipe(*pipe);
+                idle += 1;
+            }
+        }
+        if idle > 0 {
+            self.shared.counters.closed_idle.fetch_add(idle, Relaxed);
+            log::debug!("closed {idle} survey connections idle for {evict_after} rounds");
+        }
+        if !net::descriptor_free() && self.shared.warn_fds.due().is_some() {
+            log::warn!(
+                "the open-file limit is reached: new connections fail until some close \
+                 (lower max_connections or raise the limit)"
+            );
+        }
+        nng::lock(&self.shared.dead)
             .retain(|_, t| now.saturating_duration_since(*t) < DEAD_PIPE_MEMORY);
     }
 
@@ -763,26 +1023,16 @@ impl Loop {
             return;
         }
         let events = std::mem::take(&mut self.events);
-        let mut start = 0;
-        while start < events.len() {
-            let mut end = start;
-            let mut size = 23;
-            while end < events.len()
-                && (end == start || size + wire::event_len(&events[end]) <= self.publication_bytes)
-            {
-                size += wire::event_len(&events[end]);
-                end += 1;
-            }
+        for run in wire::split_events(&events, self.publication_bytes) {
             core.seq += 1;
-            let bytes = wire::encode_delta(self.shared.epoch, core.seq, &events[start..end]);
+            let bytes = wire::encode_delta(self.shared.epoch, core.seq, run);
             if let Err((_, e)) = self.publisher.send(nng::Message::new(&[], &bytes)) {
                 log::warn!("delta {} not sent: {e}", core.seq);
             }
             self.shared.counters.deltas.fetch_add(1, Relaxed);
-            for e in &events[start..end] {
+            for e in run {
                 log::debug!("seq {}: {e}", core.seq);
             }
-            start = end;
         }
         if let Some(legacy) = &self.legacy {
             let list = wire::encode_legacy_list(core.table.names());

@@ -1,8 +1,10 @@
 //! `gopherdiscovery` — run a discovery server, join as a member, watch or list members.
 //!
-//! Exit codes: 0 on success and on SIGINT/SIGTERM; 1 on a runtime failure (an
-//! address in use, a server that does not answer); 2 on bad arguments. Every
-//! failure is one line on stderr.
+//! Exit codes: 0 on success and on SIGINT/SIGTERM (every command, `members`
+//! included, stops at once on either); 1 on a runtime failure (an address in use,
+//! a server that does not answer); 2 on bad arguments (a URL without a port, an
+//! argument that is not UTF-8…). Every failure is one line on stderr. Text output
+//! never carries raw control characters (they are shown escaped, `\u{1b}`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,8 +13,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use gopherdiscovery::{
-    fetch_snapshot, Client, Error, Event, Limits, Member, Server, Subscriber, Update,
-    DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL, DEFAULT_SURVEY_URL,
+    fetch_snapshot, Client, Error, Limits, Member, Server, Subscriber, Update, DEFAULT_PUBLISH_URL,
+    DEFAULT_SNAPSHOT_URL, DEFAULT_SURVEY_URL,
 };
 
 const USAGE: &str = "\
@@ -21,6 +23,7 @@ usage: gopherdiscovery <command> [options]
 commands:
   serve   [--survey URL] [--publish URL] [--snapshot URL] [--legacy-publish URL]
           [--interval MS] [--deadline MS] [--evict-after N] [--max-members N]
+          [--max-connections N] [--max-members-per-connection N]
   join    --service NAME [--survey URL]... [--meta KEY=VALUE]...
   watch   [--publish URL] [--snapshot URL] [--legacy] [--json]
   members [--snapshot URL] [--timeout MS] [--json]
@@ -282,8 +285,30 @@ fn json_update(u: &Update) -> String {
     o
 }
 
+/// `s` with every control character escaped (`\n`, `\u{1b}`…): a peer's bytes
+/// cannot forge lines or terminal sequences in text output.
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 fn text_update(u: &Update) -> String {
-    let events: Vec<String> = u.events.iter().map(Event::to_string).collect();
+    let events: Vec<String> = u
+        .events
+        .iter()
+        .map(|e| printable(&e.to_string()).into_owned())
+        .collect();
     let mut line = format!(
         "[{}] epoch={:016x} seq={} peers={}",
         u.state.as_str(),
@@ -292,7 +317,7 @@ fn text_update(u: &Update) -> String {
         if u.peers.is_empty() {
             "-".to_string()
         } else {
-            u.peers.join(",")
+            printable(&u.peers.join(",")).into_owned()
         }
     );
     if u.snapshot {
@@ -329,13 +354,22 @@ fn serve(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
         "deadline",
         "evict-after",
         "max-members",
+        "max-connections",
+        "max-members-per-connection",
     ])?;
     let mut limits = Limits::default();
     if let Some(n) = args.number("max-members")? {
         limits.max_members = n as usize;
     }
     let evict = args.number("evict-after")?.unwrap_or(3);
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(n) = args.number("max-connections")? {
+        builder = builder.max_connections(n as usize);
+    }
+    if let Some(n) = args.number("max-members-per-connection")? {
+        builder = builder.max_members_per_connection(n as usize);
+    }
+    let server = builder
         .survey(
             args.one("survey")?
                 .unwrap_or_else(|| DEFAULT_SURVEY_URL.into()),
@@ -428,8 +462,14 @@ fn watch(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
     Ok(())
 }
 
-fn members(args: &Args) -> Result<(), Fail> {
+fn members(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
     args.check_known(&["snapshot", "timeout", "json"])?;
+    // The fetch blocks up to --timeout; a signal ends the process at once, with 0.
+    let set = *signals;
+    std::thread::spawn(move || {
+        wait_for_signal(&set);
+        std::process::exit(0);
+    });
     let url = args
         .one("snapshot")?
         .unwrap_or_else(|| DEFAULT_SNAPSHOT_URL.into());
@@ -464,10 +504,14 @@ fn members(args: &Args) -> Result<(), Fail> {
         print_line(&o);
     } else {
         for m in &snap.members {
-            let md: Vec<String> = m.metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let md: Vec<String> = m
+                .metadata
+                .iter()
+                .map(|(k, v)| format!("{}={}", printable(k), printable(v)))
+                .collect();
             print_line(&format!(
                 "{}{}{}",
-                m.name,
+                printable(&m.name),
                 if md.is_empty() { "" } else { " " },
                 md.join(" ")
             ));
@@ -477,7 +521,20 @@ fn members(args: &Args) -> Result<(), Fail> {
 }
 
 fn run() -> Result<(), Fail> {
-    let args = Args::parse(std::env::args().skip(1).collect())?;
+    let mut raw = Vec::new();
+    for (i, a) in std::env::args_os().skip(1).enumerate() {
+        match a.into_string() {
+            Ok(s) => raw.push(s),
+            Err(a) => {
+                return Err(usage(format!(
+                    "argument {} ({}) is not valid UTF-8",
+                    i + 1,
+                    printable(&a.to_string_lossy())
+                )))
+            }
+        }
+    }
+    let args = Args::parse(raw)?;
     if args.command == "help" || args.has("help") {
         print!("{USAGE}");
         return Ok(());
@@ -502,7 +559,7 @@ fn run() -> Result<(), Fail> {
         "serve" => serve(&args, &signals),
         "join" => join(&args, &signals),
         "watch" => watch(&args, &signals),
-        "members" => members(&args),
+        "members" => members(&args, &signals),
         other => Err(usage(format!(
             "unknown command {other:?} (serve, join, watch or members)"
         ))),

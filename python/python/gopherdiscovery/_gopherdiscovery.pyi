@@ -124,7 +124,7 @@ class Server:
         snapshot: str = ...,
         legacy_publish: Optional[str] = None,
         interval: float = 1.0,
-        deadline: float = 0.5,
+        deadline: Optional[float] = None,
         evict_after: int = 3,
     ) -> Server: ...
     @property

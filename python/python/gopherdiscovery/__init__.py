@@ -466,7 +466,9 @@ class Subscriber(_Watching):
 
 class Client(_Watching):
     """A member of the mesh: answers the surveys of the servers at ``survey`` (one
-    URL or a list) with ``service`` and ``metadata`` (str to str).
+    URL or a list) with its ``name`` (its service address, e.g.
+    ``"http://10.0.0.1:8080"``) and ``metadata`` (str to str). ``service=`` is
+    accepted as an alias of ``name``.
 
     With ``publish=`` (and ``snapshot=``, as for ``Subscriber``) it also watches the
     member set and offers everything a ``Subscriber`` does. ``close()`` (or the end
@@ -475,14 +477,21 @@ class Client(_Watching):
 
     def __init__(
         self,
-        service: str,
+        name: Optional[str] = None,
         survey: str | Sequence[str] = DEFAULT_SURVEY_URL,
         metadata: Optional[Mapping[str, str]] = None,
         *,
         publish: Optional[str] = None,
         snapshot: Optional[str] = DEFAULT_SNAPSHOT_URL,
+        service: Optional[str] = None,
     ) -> None:
         self._init_watching(None)
+        if (name is None) == (service is None):
+            raise InvalidOptionError(
+                "invalid option name: give the member's name once (service= is an alias of name=)"
+            )
+        service = name if name is not None else service
+        assert service is not None
         if publish is None and snapshot != DEFAULT_SNAPSHOT_URL:
             raise InvalidOptionError("invalid option snapshot: given without publish; pass publish= too to watch")
         self._service = service
@@ -538,4 +547,4 @@ class Client(_Watching):
         self.close()
 
     def __repr__(self) -> str:
-        return f"<Client service={self._service!r}{' closed' if self._closed else ''}>"
+        return f"<Client name={self._service!r}{' closed' if self._closed else ''}>"

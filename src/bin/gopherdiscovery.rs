@@ -18,6 +18,9 @@ use gopherdiscovery::{
 
 #[path = "gopherdiscovery/help.rs"]
 mod help;
+#[cfg(feature = "http")]
+#[path = "gopherdiscovery/http.rs"]
+mod http;
 #[path = "gopherdiscovery/logging.rs"]
 mod logging;
 
@@ -241,6 +244,28 @@ fn json_member(out: &mut String, m: &Member) {
     let _ = write!(out, ",\"incarnation\":{}}}", json_id(m.incarnation));
 }
 
+/// The member set as `members --json` prints it (and `/members.json` serves it).
+fn json_snapshot(epoch: u64, seq: u64, digest: u64, members: &[Member]) -> String {
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "{{\"epoch\":{},\"seq\":{seq},\"digest\":{},\"peers\":",
+        json_id(epoch),
+        json_id(digest)
+    );
+    let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
+    json_strs(&mut o, &names);
+    o.push_str(",\"members\":[");
+    for (i, m) in members.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        json_member(&mut o, m);
+    }
+    o.push_str("]}");
+    o
+}
+
 fn json_update(u: &Update) -> String {
     let mut o = String::new();
     let _ = write!(
@@ -319,7 +344,19 @@ fn serve(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
         "deadline",
         "evict-after",
         "max-members",
+        "http",
     ])?;
+    let http_addr = match args.one("http")? {
+        #[cfg(feature = "http")]
+        Some(a) => Some(http::parse_addr(&a)?),
+        #[cfg(not(feature = "http"))]
+        Some(_) => {
+            return Err(usage(
+                "--http: this build has no HTTP endpoint (cargo feature \"http\")",
+            ))
+        }
+        None => None,
+    };
     let mut limits = Limits::default();
     if let Some(n) = args.number("max-members")? {
         limits.max_members = n as usize;
@@ -354,9 +391,24 @@ fn serve(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
         .evict_after(u32::try_from(evict).map_err(|_| usage("--evict-after is too large"))?)
         .limits(limits)
         .start()?;
+    let server = std::sync::Arc::new(server);
+    #[cfg(feature = "http")]
+    let endpoint = http_addr
+        .map(|a| http::Endpoint::start(a, server.clone()))
+        .transpose()?;
+    #[cfg(feature = "http")]
+    let http_note = endpoint
+        .as_ref()
+        .map(|(_, a)| format!(" http={a}"))
+        .unwrap_or_default();
+    #[cfg(not(feature = "http"))]
+    let http_note = {
+        let _: Option<()> = http_addr;
+        String::new()
+    };
     let u = server.urls();
     print_line(&format!(
-        "serving survey={} publish={} snapshot={}{} epoch={:016x}",
+        "serving survey={} publish={} snapshot={}{}{http_note} epoch={:016x}",
         u.survey,
         u.publish,
         u.snapshot,
@@ -368,6 +420,10 @@ fn serve(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
     ));
     let sig = wait_for_signal(signals);
     log::info!("signal {sig}: shutting down");
+    #[cfg(feature = "http")]
+    if let Some((e, _)) = endpoint {
+        e.stop();
+    }
     drop(server);
     Ok(())
 }
@@ -524,25 +580,12 @@ fn members(args: &Args) -> Result<(), Fail> {
         other => Fail::from(other),
     })?;
     if args.has("json") {
-        let mut o = String::new();
-        let _ = write!(
-            o,
-            "{{\"epoch\":{},\"seq\":{},\"digest\":{},\"peers\":",
-            json_id(snap.epoch),
+        print_line(&json_snapshot(
+            snap.epoch,
             snap.seq,
-            json_id(snap.digest)
-        );
-        let names: Vec<String> = snap.members.iter().map(|m| m.name.clone()).collect();
-        json_strs(&mut o, &names);
-        o.push_str(",\"members\":[");
-        for (i, m) in snap.members.iter().enumerate() {
-            if i > 0 {
-                o.push(',');
-            }
-            json_member(&mut o, m);
-        }
-        o.push_str("]}");
-        print_line(&o);
+            snap.digest,
+            &snap.members,
+        ));
     } else {
         for line in members_table(&snap.members) {
             print_line(&line);

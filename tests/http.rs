@@ -91,7 +91,7 @@ fn endpoints_serve_status_metrics_json_and_health() {
         "{body}"
     );
     assert!(
-        body.contains("# TYPE gopherdiscovery_surveys counter"),
+        body.contains("# TYPE gopherdiscovery_surveys_total counter"),
         "{body}"
     );
     assert!(

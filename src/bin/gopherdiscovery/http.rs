@@ -380,9 +380,32 @@ pub fn metrics(st: &ServerStatus, s: &ServerStats) -> String {
             (&[("socket", "publish")], s.publish_connections_closed),
         ],
     );
-    let mut out = String::new();
-    encode_registry(&mut out, &reg).expect("writing to a String");
+    let mut open_metrics = String::new();
+    encode_registry(&mut open_metrics, &reg).expect("writing to a String");
+    let mut out = counters_as_prometheus(&open_metrics);
     process_metrics(&mut out);
+    out
+}
+
+/// OpenMetrics names a counter family `x` with samples `x_total`; the Prometheus
+/// text format (0.0.4) names the family by its sample, `x_total`, in HELP and TYPE.
+fn counters_as_prometheus(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len() + 64 * counters.len());
+    for line in text.lines() {
+        let head = ["# HELP ", "# TYPE "].into_iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let name = rest.split(' ').next()?;
+            counters
+                .contains(name)
+                .then(|| format!("{p}{name}_total{}", &rest[name.len()..]))
+        });
+        out.push_str(head.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
     out
 }
 

@@ -24,6 +24,9 @@ step "building and installing the package (pip install ./python)"
 step "building the Rust CLI for the mixed-language test"
 cargo build --locked --quiet --bin gopherdiscovery
 
+step "a headless browser for the status-page test (scripts/chromium.sh)"
+bash scripts/chromium.sh
+
 step "checking the stub against the compiled module (mypy.stubtest)"
 "$py" -m mypy.stubtest gopherdiscovery._gopherdiscovery --mypy-config-file python/pyproject.toml
 step "type-checking the package and the examples (mypy --strict)"

@@ -117,6 +117,11 @@ impl MemberTable {
         self.members.keys().map(String::as_str)
     }
 
+    /// Consecutive rounds `name` has missed so far (None: not a member).
+    pub fn missed(&self, name: &str) -> Option<u32> {
+        self.members.get(name).map(|e| e.missed)
+    }
+
     fn unlink_pipe(&mut self, pipe: u32, name: &str) {
         if let Some(names) = self.by_pipe.get_mut(&pipe) {
             names.remove(name);

@@ -16,16 +16,16 @@
 //! over the cap, and nudge the loop without blocking; they never close a socket
 //! (nanomsg/nng#1665) and never wait on the bounded channel.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{
     AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, Result};
-use crate::member::{random_u64, Event, Limits};
+use crate::member::{random_u64, Event, EventKind, Limits, Member, Reason};
 use crate::member_table::{MemberTable, Refused};
 use crate::net::{self, Every};
 use crate::nng::{self as nng, PipeEvent, Protocol, Socket};
@@ -56,6 +56,12 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Default cap on members per survey connection: a native client is one member;
 /// a legacy client answers one name. Raise it for a proxy answering for several.
 pub const DEFAULT_MAX_MEMBERS_PER_CONNECTION: usize = 1;
+/// Events kept for [`Server::recent_events`] (the status page shows them).
+pub const RECENT_EVENTS: usize = 200;
+/// A member that left and is back within this long counts as a flap.
+const FLAP_WINDOW: Duration = Duration::from_secs(60);
+/// The server logs a one-line summary at `info` this often.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 /// Counters of what the server did and dropped.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -102,6 +108,127 @@ pub struct ServerStats {
     pub heartbeats: u64,
     /// Snapshots served.
     pub snapshots: u64,
+    /// Early surveys (to new connections only), a part of `surveys`.
+    pub early_surveys: u64,
+    /// Survey rounds completed (deadline reached and answers folded in).
+    pub rounds: u64,
+    /// Members that joined (restarts included).
+    pub joined: u64,
+    /// Members that left because their connection closed.
+    pub left_closed: u64,
+    /// Members that left after `evict_after` missed surveys.
+    pub left_timeout: u64,
+    /// Members that restarted (a new incarnation under the same name).
+    pub restarted: u64,
+    /// Members whose metadata changed.
+    pub updated: u64,
+    /// Members that left and came back within 60 s.
+    pub flaps: u64,
+    /// Bytes of delta publications sent.
+    pub delta_bytes: u64,
+    /// Bytes of heartbeat publications sent.
+    pub heartbeat_bytes: u64,
+    /// Bytes of snapshots served.
+    pub snapshot_bytes: u64,
+    /// Connections opened on the survey socket.
+    pub survey_connections_opened: u64,
+    /// Connections closed on the survey socket.
+    pub survey_connections_closed: u64,
+    /// Connections opened on the publish socket (subscribers).
+    pub publish_connections_opened: u64,
+    /// Connections closed on the publish socket.
+    pub publish_connections_closed: u64,
+}
+
+/// One entry of the server's log of recent member events ([`Server::recent_events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    /// When the server published it.
+    pub time: SystemTime,
+    /// Joined, left or updated.
+    pub kind: EventKind,
+    /// Why.
+    pub reason: Reason,
+    /// The member's name.
+    pub name: String,
+}
+
+/// A member as the server sees it ([`Server::member_info`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Name, metadata, incarnation.
+    pub member: Member,
+    /// When it joined (this incarnation).
+    pub joined: SystemTime,
+    /// Time since its last answer.
+    pub last_answer_age: Duration,
+    /// Consecutive surveys missed so far.
+    pub missed: u32,
+    /// A legacy member (raw-string answers, incarnation 0).
+    pub legacy: bool,
+}
+
+/// Where the server is now ([`Server::status`]): position, census and the health
+/// of its survey loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerStatus {
+    /// This run's epoch.
+    pub epoch: u64,
+    /// Sequence number of the last delta.
+    pub seq: u64,
+    /// Digest of the member set.
+    pub digest: u64,
+    /// Members now.
+    pub members: usize,
+    /// Legacy members among them.
+    pub legacy_members: usize,
+    /// Members that answered the last completed round.
+    pub round_answered: usize,
+    /// Members that missed the last completed round.
+    pub round_missed: usize,
+    /// When the server started.
+    pub started: SystemTime,
+    /// Time since the server started.
+    pub uptime: Duration,
+    /// Time since the last survey round completed (None: none yet).
+    pub last_round_age: Option<Duration>,
+    /// Survey interval.
+    pub interval: Duration,
+    /// Survey deadline.
+    pub deadline: Duration,
+    /// Missed surveys before eviction.
+    pub evict_after: u32,
+    /// Live connections on the survey socket.
+    pub survey_connections: u64,
+    /// Live connections on the publish socket (subscribers).
+    pub publish_connections: u64,
+}
+
+impl ServerStats {
+    /// Every drop counter as `(socket, reason, count)`, in one fixed order: the
+    /// one list that `/metrics`, the status page and the logs show.
+    pub fn drops(&self) -> [(&'static str, &'static str, u64); 10] {
+        [
+            ("survey", "malformed", self.dropped_malformed),
+            ("survey", "oversize", self.dropped_oversize),
+            ("survey", "control_chars", self.dropped_control),
+            ("survey", "legacy_name", self.dropped_legacy_name),
+            ("survey", "survey_id", self.dropped_survey_id),
+            ("survey", "full", self.dropped_full),
+            ("survey", "budget", self.dropped_budget),
+            ("survey", "per_connection", self.dropped_per_connection),
+            ("snapshot", "malformed", self.dropped_requests),
+            ("snapshot", "repeated", self.dropped_repeat_requests),
+        ]
+    }
+}
+
+impl ServerStatus {
+    /// True while the survey loop has completed a round within 2 intervals (a
+    /// server younger than that counts as healthy).
+    pub fn healthy(&self) -> bool {
+        self.last_round_age.unwrap_or(self.uptime) <= 2 * self.interval
+    }
 }
 
 #[derive(Default)]
@@ -124,6 +251,62 @@ struct Counters {
     deltas: AtomicU64,
     heartbeats: AtomicU64,
     snapshots: AtomicU64,
+    early_surveys: AtomicU64,
+    rounds: AtomicU64,
+    joined: AtomicU64,
+    left_closed: AtomicU64,
+    left_timeout: AtomicU64,
+    restarted: AtomicU64,
+    updated: AtomicU64,
+    flaps: AtomicU64,
+    delta_bytes: AtomicU64,
+    heartbeat_bytes: AtomicU64,
+    snapshot_bytes: AtomicU64,
+    survey_opened: AtomicU64,
+    survey_closed: AtomicU64,
+    publish_opened: AtomicU64,
+    publish_closed: AtomicU64,
+}
+
+impl Counters {
+    fn stats(&self) -> ServerStats {
+        let c = self;
+        ServerStats {
+            answers: c.answers.load(Relaxed),
+            legacy_answers: c.legacy_answers.load(Relaxed),
+            dropped_malformed: c.dropped_malformed.load(Relaxed),
+            dropped_oversize: c.dropped_oversize.load(Relaxed),
+            dropped_control: c.dropped_control.load(Relaxed),
+            dropped_legacy_name: c.dropped_legacy_name.load(Relaxed),
+            dropped_survey_id: c.dropped_survey_id.load(Relaxed),
+            dropped_full: c.dropped_full.load(Relaxed),
+            dropped_budget: c.dropped_budget.load(Relaxed),
+            dropped_per_connection: c.dropped_per_connection.load(Relaxed),
+            dropped_requests: c.dropped_requests.load(Relaxed),
+            dropped_repeat_requests: c.dropped_repeat_requests.load(Relaxed),
+            refused_connections: c.refused_connections.load(Relaxed),
+            closed_idle: c.closed_idle.load(Relaxed),
+            surveys: c.surveys.load(Relaxed),
+            deltas: c.deltas.load(Relaxed),
+            heartbeats: c.heartbeats.load(Relaxed),
+            snapshots: c.snapshots.load(Relaxed),
+            early_surveys: c.early_surveys.load(Relaxed),
+            rounds: c.rounds.load(Relaxed),
+            joined: c.joined.load(Relaxed),
+            left_closed: c.left_closed.load(Relaxed),
+            left_timeout: c.left_timeout.load(Relaxed),
+            restarted: c.restarted.load(Relaxed),
+            updated: c.updated.load(Relaxed),
+            flaps: c.flaps.load(Relaxed),
+            delta_bytes: c.delta_bytes.load(Relaxed),
+            heartbeat_bytes: c.heartbeat_bytes.load(Relaxed),
+            snapshot_bytes: c.snapshot_bytes.load(Relaxed),
+            survey_connections_opened: c.survey_opened.load(Relaxed),
+            survey_connections_closed: c.survey_closed.load(Relaxed),
+            publish_connections_opened: c.publish_opened.load(Relaxed),
+            publish_connections_closed: c.publish_closed.load(Relaxed),
+        }
+    }
 }
 
 /// Settings of a [`Server`]; start it with [`ServerBuilder::start`].
@@ -134,7 +317,8 @@ pub struct ServerBuilder {
     snapshot: String,
     legacy_publish: Option<String>,
     interval: Duration,
-    deadline: Duration,
+    /// None: half the interval.
+    deadline: Option<Duration>,
     evict_after: u32,
     limits: Limits,
     publication_bytes: usize,
@@ -149,9 +333,9 @@ impl Default for ServerBuilder {
             publish: net::DEFAULT_PUBLISH_URL.into(),
             snapshot: net::DEFAULT_SNAPSHOT_URL.into(),
             legacy_publish: None,
-            interval: Duration::from_millis(1000),
-            deadline: Duration::from_millis(500),
-            evict_after: 3,
+            interval: crate::DEFAULT_INTERVAL,
+            deadline: None,
+            evict_after: crate::DEFAULT_EVICT_AFTER,
             limits: Limits::default(),
             publication_bytes: 64 * 1024,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -188,10 +372,16 @@ impl ServerBuilder {
         self
     }
     /// How long answers to a regular survey are awaited before the round ends
-    /// (default 500 ms; must be shorter than the interval).
+    /// (default: half the interval, so 500 ms with the default interval; must be
+    /// shorter than the interval).
     pub fn deadline(mut self, d: Duration) -> Self {
-        self.deadline = d;
+        self.deadline = Some(d);
         self
+    }
+
+    /// The deadline in force: the one set, or half the interval.
+    pub fn effective_deadline(&self) -> Duration {
+        self.deadline.unwrap_or(self.interval / 2)
     }
     /// Consecutive missed surveys before a member leaves with reason `timeout` (default 3).
     pub fn evict_after(mut self, n: u32) -> Self {
@@ -234,15 +424,16 @@ impl ServerBuilder {
         if self.interval.as_millis() > u32::MAX as u128 {
             return Err(Error::option("interval", "must be at most 49 days"));
         }
-        if self.deadline.is_zero() {
+        let deadline = self.effective_deadline();
+        if deadline.is_zero() {
             return Err(Error::option("deadline", "must be greater than zero"));
         }
-        if self.deadline >= self.interval {
+        if deadline >= self.interval {
             return Err(Error::option(
                 "deadline",
                 format!(
                     "must be shorter than the interval ({} ms >= {} ms)",
-                    self.deadline.as_millis(),
+                    deadline.as_millis(),
                     self.interval.as_millis()
                 ),
             ));
@@ -290,6 +481,23 @@ impl ServerBuilder {
 struct Core {
     table: MemberTable,
     seq: u64,
+    /// Per member: when it joined and when it last answered (status page).
+    seen: HashMap<String, (SystemTime, Instant)>,
+    /// Members that left lately, with when (flap counting); pruned each round.
+    left_at: HashMap<String, Instant>,
+}
+
+/// What the operator sees of the survey loop (status page, health, metrics).
+struct Ops {
+    started: SystemTime,
+    started_at: Instant,
+    deadline: Duration,
+    evict_after: u32,
+    last_round: Option<Instant>,
+    round_answered: usize,
+    round_missed: usize,
+    legacy_members: usize,
+    recent: VecDeque<LoggedEvent>,
 }
 
 struct Shared {
@@ -311,6 +519,7 @@ struct Shared {
     /// Rate limits of the warnings.
     warn_full: Every,
     warn_fds: Every,
+    ops: Mutex<Ops>,
 }
 
 enum Input {
@@ -440,6 +649,8 @@ impl Server {
                     .per_connection(cfg.max_members_per_connection)
                     .max_bytes(cfg.limits.max_snapshot - wire::SNAPSHOT_HEADER_LEN),
                 seq: 0,
+                seen: HashMap::new(),
+                left_at: HashMap::new(),
             }),
             counters: Counters::default(),
             dead: Mutex::new(HashMap::new()),
@@ -449,6 +660,17 @@ impl Server {
             stopping: AtomicBool::new(false),
             warn_full: Every::new(WARN_GAP),
             warn_fds: Every::new(WARN_GAP),
+            ops: Mutex::new(Ops {
+                started: SystemTime::now(),
+                started_at: Instant::now(),
+                deadline: cfg.effective_deadline(),
+                evict_after: cfg.evict_after,
+                last_round: None,
+                round_answered: 0,
+                round_missed: 0,
+                legacy_members: 0,
+                recent: VecDeque::new(),
+            }),
         });
         let sockets = Sockets::open(&cfg, max_answer, &shared, &mut workers)?;
         let (tx, rx) = mpsc::sync_channel::<Input>(ANSWER_QUEUE);
@@ -475,7 +697,7 @@ impl Server {
             publisher: sockets.publisher,
             legacy: sockets.legacy,
             interval: cfg.interval,
-            deadline: cfg.deadline,
+            deadline: cfg.effective_deadline(),
             evict_after: cfg.evict_after,
             publication_bytes: cfg.publication_bytes,
             max_answer,
@@ -483,6 +705,7 @@ impl Server {
             pending_new: HashMap::new(),
             silent: HashMap::new(),
             events: Vec::new(),
+            last_summary: Instant::now(),
         };
         workers.spawn("gd-server-loop", move || lp.run(rx))?;
         log::debug!(
@@ -525,29 +748,62 @@ impl Server {
         c.table.members().cloned().collect()
     }
 
+    /// Position, census and survey-loop health now.
+    pub fn status(&self) -> ServerStatus {
+        let (seq, members, digest) = self.position();
+        let c = &self.shared.counters;
+        let o = nng::lock(&self.shared.ops);
+        let open = |a: &AtomicU64, b: &AtomicU64| a.load(Relaxed).saturating_sub(b.load(Relaxed));
+        ServerStatus {
+            epoch: self.shared.epoch,
+            seq,
+            digest,
+            members,
+            legacy_members: o.legacy_members,
+            round_answered: o.round_answered,
+            round_missed: o.round_missed,
+            started: o.started,
+            uptime: o.started_at.elapsed(),
+            last_round_age: o.last_round.map(|t| t.elapsed()),
+            interval: Duration::from_millis(self.shared.interval_ms.into()),
+            deadline: o.deadline,
+            evict_after: o.evict_after,
+            survey_connections: open(&c.survey_opened, &c.survey_closed),
+            publish_connections: open(&c.publish_opened, &c.publish_closed),
+        }
+    }
+
+    /// The last [`RECENT_EVENTS`] member events, oldest first.
+    pub fn recent_events(&self) -> Vec<LoggedEvent> {
+        nng::lock(&self.shared.ops).recent.iter().cloned().collect()
+    }
+
+    /// The members now with what the server knows of each, sorted by name.
+    pub fn member_info(&self) -> Vec<MemberInfo> {
+        let c = self.shared.core.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        c.table
+            .members()
+            .map(|m| {
+                let (joined, last) = c
+                    .seen
+                    .get(&m.name)
+                    .copied()
+                    .unwrap_or((SystemTime::now(), now));
+                MemberInfo {
+                    member: m.clone(),
+                    joined,
+                    last_answer_age: now.saturating_duration_since(last),
+                    missed: c.table.missed(&m.name).unwrap_or(0),
+                    legacy: m.incarnation == 0,
+                }
+            })
+            .collect()
+    }
+
     /// What was taken and dropped so far.
     pub fn stats(&self) -> ServerStats {
-        let c = &self.shared.counters;
-        ServerStats {
-            answers: c.answers.load(Relaxed),
-            legacy_answers: c.legacy_answers.load(Relaxed),
-            dropped_malformed: c.dropped_malformed.load(Relaxed),
-            dropped_oversize: c.dropped_oversize.load(Relaxed),
-            dropped_control: c.dropped_control.load(Relaxed),
-            dropped_legacy_name: c.dropped_legacy_name.load(Relaxed),
-            dropped_survey_id: c.dropped_survey_id.load(Relaxed),
-            dropped_full: c.dropped_full.load(Relaxed),
-            dropped_budget: c.dropped_budget.load(Relaxed),
-            dropped_per_connection: c.dropped_per_connection.load(Relaxed),
-            dropped_requests: c.dropped_requests.load(Relaxed),
-            dropped_repeat_requests: c.dropped_repeat_requests.load(Relaxed),
-            refused_connections: c.refused_connections.load(Relaxed),
-            closed_idle: c.closed_idle.load(Relaxed),
-            surveys: c.surveys.load(Relaxed),
-            deltas: c.deltas.load(Relaxed),
-            heartbeats: c.heartbeats.load(Relaxed),
-            snapshots: c.snapshots.load(Relaxed),
-        }
+        self.shared.counters.stats()
     }
 
     /// Stops the server: closes its sockets and joins its threads. Idempotent.
@@ -584,15 +840,35 @@ impl Cap {
         }
     }
 
+    /// The opened/closed counters of this socket, if the operator sees them.
+    fn counters<'a>(&self, s: &'a Shared) -> Option<(&'a AtomicU64, &'a AtomicU64)> {
+        let c = &s.counters;
+        match self.what {
+            "survey" => Some((&c.survey_opened, &c.survey_closed)),
+            "publish" => Some((&c.publish_opened, &c.publish_closed)),
+            _ => None,
+        }
+    }
+
     /// Counts the connection in or out; false when it was refused (closed).
     fn event(&self, id: u32, ev: PipeEvent) -> bool {
         let mut live = nng::lock(&self.live);
+        let count = |closed: bool| {
+            if let Some(s) = self.shared.upgrade() {
+                if let Some((opened, shut)) = self.counters(&s) {
+                    if closed { shut } else { opened }.fetch_add(1, Relaxed);
+                }
+            }
+        };
         if ev == PipeEvent::Removed {
-            live.remove(&id);
+            if live.remove(&id) {
+                count(true);
+            }
             return true;
         }
         if live.len() < self.max {
             live.insert(id);
+            count(false);
             return true;
         }
         drop(live);
@@ -731,6 +1007,10 @@ fn snapshot_thread(rep: &Socket, inbox: &mut nng::Inbox, shared: Arc<Shared>) {
         served.insert(pipe, (seq, now));
         let bytes = cached.as_ref().map_or(&[][..], |(_, b)| b);
         shared.counters.snapshots.fetch_add(1, Relaxed);
+        shared
+            .counters
+            .snapshot_bytes
+            .fetch_add(bytes.len() as u64, Relaxed);
         // Never blocks; a reply that cannot go now is asked for again by the
         // requester (req0 re-sends).
         if let Err((_, e)) = rep.try_send(nng::Message::new(&[], bytes)) {
@@ -760,6 +1040,7 @@ struct Loop {
     /// a member's misses are). At `evict_after` the connection is closed.
     silent: HashMap<u32, (bool, u32)>,
     events: Vec<Event>,
+    last_summary: Instant,
 }
 
 impl Loop {
@@ -894,11 +1175,14 @@ impl Loop {
             return drop(&c.dropped_legacy_name, &why);
         }
         self.pending_new.remove(&pipe);
+        let name = member.name.clone();
         match core.table.answer(pipe, member, &mut self.events) {
             Ok(()) => {
                 if let Some(s) = self.silent.get_mut(&pipe) {
                     *s = (true, 0);
                 }
+                let now = Instant::now();
+                core.seen.entry(name).or_insert((SystemTime::now(), now)).1 = now;
                 if native {
                     &c.answers
                 } else {
@@ -957,6 +1241,9 @@ impl Loop {
             }
         }
         self.shared.counters.surveys.fetch_add(1, Relaxed);
+        if !pipes.is_empty() {
+            self.shared.counters.early_surveys.fetch_add(1, Relaxed);
+        }
     }
 
     fn heartbeat(&mut self) {
@@ -970,12 +1257,13 @@ impl Loop {
                 digest: core.table.digest(),
             }
         };
-        if self
-            .publisher
-            .send(nng::Message::new(&[], &wire::encode_heartbeat(&hb)))
-            .is_ok()
-        {
+        let bytes = wire::encode_heartbeat(&hb);
+        if self.publisher.send(nng::Message::new(&[], &bytes)).is_ok() {
             self.shared.counters.heartbeats.fetch_add(1, Relaxed);
+            self.shared
+                .counters
+                .heartbeat_bytes
+                .fetch_add(bytes.len() as u64, Relaxed);
         }
     }
 
@@ -985,6 +1273,9 @@ impl Loop {
             let mut core = shared.core.lock().unwrap_or_else(|e| e.into_inner());
             core.table.end_round(&mut self.events);
             self.publish(&mut core);
+            core.left_at
+                .retain(|_, t| now.saturating_duration_since(*t) < FLAP_WINDOW);
+            self.round_done(&core, now);
         }
         // A connection that brought no answer the table took for evict_after
         // rounds is closed: idle handshakes, half-sent frames, garbage and refused
@@ -1030,8 +1321,13 @@ impl Loop {
                 log::warn!("delta {} not sent: {e}", core.seq);
             }
             self.shared.counters.deltas.fetch_add(1, Relaxed);
+            self.shared
+                .counters
+                .delta_bytes
+                .fetch_add(bytes.len() as u64, Relaxed);
             for e in run {
                 log::debug!("seq {}: {e}", core.seq);
+                self.record(core, e);
             }
         }
         if let Some(legacy) = &self.legacy {
@@ -1042,5 +1338,88 @@ impl Loop {
         }
         self.events = events;
         self.events.clear();
+    }
+
+    /// Counts, logs (at `info`) and keeps one published event for the operator.
+    fn record(&self, core: &mut Core, e: &Event) {
+        let c = &self.shared.counters;
+        let name = &e.member.name;
+        match (e.kind, e.reason) {
+            (EventKind::Joined, reason) => {
+                let now = Instant::now();
+                core.seen.insert(name.clone(), (SystemTime::now(), now));
+                if core.left_at.remove(name).is_some() && reason != Reason::Restarted {
+                    c.flaps.fetch_add(1, Relaxed);
+                }
+                c.joined.fetch_add(1, Relaxed);
+                if reason == Reason::Restarted {
+                    c.restarted.fetch_add(1, Relaxed);
+                    log::info!("restarted {name} incarnation={:016x}", e.member.incarnation);
+                } else {
+                    log::info!("joined {name} incarnation={:016x}", e.member.incarnation);
+                }
+            }
+            (EventKind::Left, Reason::Restarted) => {}
+            (EventKind::Left, reason) => {
+                core.seen.remove(name);
+                core.left_at.insert(name.clone(), Instant::now());
+                if reason == Reason::Timeout {
+                    &c.left_timeout
+                } else {
+                    &c.left_closed
+                }
+                .fetch_add(1, Relaxed);
+                log::info!("left {name} ({})", reason.as_str().unwrap_or("none"));
+            }
+            (EventKind::Updated, _) => {
+                c.updated.fetch_add(1, Relaxed);
+            }
+        }
+        let mut ops = nng::lock(&self.shared.ops);
+        if ops.recent.len() >= RECENT_EVENTS {
+            ops.recent.pop_front();
+        }
+        ops.recent.push_back(LoggedEvent {
+            time: SystemTime::now(),
+            kind: e.kind,
+            reason: e.reason,
+            name: name.clone(),
+        });
+    }
+
+    /// A round completed: note it for the health check, and log the summary
+    /// once a minute.
+    fn round_done(&mut self, core: &Core, now: Instant) {
+        let (mut answered, mut missed, mut legacy) = (0, 0, 0);
+        for m in core.table.members() {
+            if core.table.missed(&m.name).unwrap_or(0) == 0 {
+                answered += 1;
+            } else {
+                missed += 1;
+            }
+            legacy += usize::from(m.incarnation == 0);
+        }
+        self.shared.counters.rounds.fetch_add(1, Relaxed);
+        {
+            let mut ops = nng::lock(&self.shared.ops);
+            ops.last_round = Some(now);
+            ops.round_answered = answered;
+            ops.round_missed = missed;
+            ops.legacy_members = legacy;
+        }
+        if now.saturating_duration_since(self.last_summary) >= SUMMARY_EVERY {
+            self.last_summary = now;
+            let c = &self.shared.counters;
+            let subscribers = c
+                .publish_opened
+                .load(Relaxed)
+                .saturating_sub(c.publish_closed.load(Relaxed));
+            let drops: u64 = c.stats().drops().iter().map(|d| d.2).sum();
+            log::info!(
+                "summary: members={} legacy={legacy} answered={answered} missed={missed} subscribers={subscribers} seq={} dropped={drops}",
+                core.table.len(),
+                core.seq
+            );
+        }
     }
 }

@@ -105,8 +105,11 @@ fn metadata_from_the_command_line_reaches_members_json() {
     assert_eq!(m["name"], "svc");
     assert_eq!(m["metadata"]["zone"], "eu");
     assert_eq!(m["metadata"]["weight"], "3");
-    assert!(m["incarnation"].as_u64().unwrap() > 0);
-    assert!(v["epoch"].as_u64().is_some() && v["seq"].as_u64().unwrap() >= 1);
+    // 64-bit identifiers are 16-digit hex strings (exact in JavaScript and jq).
+    assert_ne!(hex_id(&m["incarnation"]), 0);
+    hex_id(&v["epoch"]);
+    hex_id(&v["digest"]);
+    assert!(v["seq"].as_u64().unwrap() >= 1);
 }
 
 #[test]

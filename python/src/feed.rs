@@ -13,7 +13,9 @@
 //! stale anyway). Events are kept for at most [`MAX_EVENTS`]; a consumer that falls
 //! further behind is told how many it lost, so nothing grows without bound.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Write as _;
+use std::os::fd::{FromRawFd as _, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -54,6 +56,24 @@ struct State {
     /// as "joined" events.
     members: BTreeMap<String, core::Member>,
     closed: bool,
+    /// File descriptors (pipe write ends) to write one byte to on every new item
+    /// and on close, by cursor: how `changes_async()` waits on the event loop
+    /// instead of in a pool thread.
+    wakers: HashMap<u64, RawFd>,
+}
+
+impl State {
+    /// Writes a byte to every registered waker; never blocks (the pipes are
+    /// non-blocking, and a full pipe already holds a wake-up).
+    fn wake(&self) {
+        for fd in self.wakers.values() {
+            // SAFETY: the fd is a pipe's write end that Python keeps open until it
+            // has unregistered it (under this lock, which we hold); ManuallyDrop
+            // keeps the File from closing it.
+            let mut f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(*fd) });
+            let _ = f.write(&[1]);
+        }
+    }
 }
 
 /// The queue between one core subscriber and its Python consumers.
@@ -72,6 +92,7 @@ impl Feed {
                 view: None,
                 members: BTreeMap::new(),
                 closed: false,
+                wakers: HashMap::new(),
             }),
             ready: Condvar::new(),
         })
@@ -120,6 +141,7 @@ impl Feed {
             seq: u.seq,
         });
         st.next += 1;
+        st.wake();
         drop(st);
         self.ready.notify_all();
     }
@@ -133,13 +155,17 @@ impl Feed {
             return;
         }
         st.next += 1;
+        st.wake();
         drop(st);
         self.ready.notify_all();
     }
 
     /// Ends every wait, now and later.
     pub fn close(&self) {
-        self.lock().closed = true;
+        let mut st = self.lock();
+        st.closed = true;
+        st.wake();
+        drop(st);
         self.ready.notify_all();
     }
 
@@ -243,6 +269,8 @@ pub struct Cursor {
     /// Whether this consumer wants events at all (iterators only want peers).
     with_events: bool,
     cancelled: AtomicBool,
+    /// This cursor's key among the feed's wakers.
+    id: u64,
 }
 
 impl Cursor {
@@ -275,6 +303,10 @@ impl Cursor {
             replayed: Mutex::new(replayed),
             with_events,
             cancelled: AtomicBool::new(false),
+            id: {
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                NEXT.fetch_add(1, SeqCst)
+            },
         }
     }
 
@@ -364,12 +396,33 @@ impl Cursor {
         }
     }
 
-    /// Ends this cursor's waits (a wait in progress returns within microseconds).
+    /// Ends this cursor's waits (a wait in progress returns within microseconds)
+    /// and forgets its wake-up fd.
     fn close(&self) {
         self.cancelled.store(true, SeqCst);
         // Take the lock so a waiter between its check and its sleep cannot miss this.
-        drop(self.feed.lock());
+        self.feed.lock().wakers.remove(&self.id);
         self.feed.ready.notify_all();
+    }
+
+    /// Writes one byte to `fd` (a non-blocking pipe's write end) whenever there may
+    /// be something new for this cursor, and once when the subscriber closes;
+    /// None stops that. The caller keeps `fd` open until it has called this with
+    /// None or closed the cursor. An event loop reads the other end, so no thread
+    /// waits (`changes_async()`).
+    #[pyo3(signature = (fd))]
+    fn set_wakeup_fd(&self, fd: Option<i32>) {
+        let mut st = self.feed.lock();
+        match fd {
+            Some(fd) if !self.cancelled.load(SeqCst) => {
+                st.wakers.insert(self.id, fd);
+                // Anything already there is worth a look.
+                st.wake();
+            }
+            _ => {
+                st.wakers.remove(&self.id);
+            }
+        }
     }
 
     /// True once the cursor or its subscriber is closed.

@@ -43,9 +43,9 @@ impl Server {
         publish = core::DEFAULT_PUBLISH_URL.to_owned(),
         snapshot = core::DEFAULT_SNAPSHOT_URL.to_owned(),
         legacy_publish = None,
-        interval = 1.0,
-        deadline = 0.5,
-        evict_after = 3,
+        interval = core::DEFAULT_INTERVAL.as_secs_f64(),
+        deadline = None,
+        evict_after = i64::from(core::DEFAULT_EVICT_AFTER),
     ))]
     #[allow(clippy::too_many_arguments)] // one per keyword argument of Server()
     fn new(
@@ -55,16 +55,20 @@ impl Server {
         snapshot: String,
         legacy_publish: Option<String>,
         interval: f64,
-        deadline: f64,
+        deadline: Option<f64>,
         evict_after: i64,
     ) -> PyResult<Self> {
-        let builder = core::Server::builder()
+        let mut builder = core::Server::builder();
+        if let Some(d) = deadline {
+            // None: half the interval (the core's default).
+            builder = builder.deadline(convert::seconds(py, "deadline", d)?);
+        }
+        let builder = builder
             .survey(survey)
             .publish(publish)
             .snapshot(snapshot)
             .legacy_publish(legacy_publish)
             .interval(convert::seconds(py, "interval", interval)?)
-            .deadline(convert::seconds(py, "deadline", deadline)?)
             .evict_after(convert::count(py, "evict_after", evict_after)?);
         let server = py
             .detach(move || builder.start())

@@ -237,10 +237,10 @@ impl Subscriber {
         let (tx, rx) = mpsc::channel::<Input>();
         // Everything made from here on is torn down by `workers` on any early return.
         let mut workers = net::Workers::default();
-        let (s, stop_tx) = (shared.clone(), Mutex::new(tx.clone()));
+        let (s, stop_tx) = (shared.clone(), tx.clone());
         workers.on_stop(move || {
             s.stop.store(true, Relaxed);
-            let _ = lock(&stop_tx).send(Input::Stop);
+            let _ = stop_tx.send(Input::Stop);
         });
         let sub = net::open(Protocol::Sub0, false)?;
         workers.socket(&sub);
@@ -402,7 +402,7 @@ fn on_connect(
     count: fn(&Shared) -> &AtomicU64,
     first: impl Fn(&Shared) -> bool + Send + Sync + 'static,
 ) -> Result<()> {
-    let (weak, tx) = (Arc::downgrade(shared), Mutex::new(tx.clone()));
+    let (weak, tx) = (Arc::downgrade(shared), tx.clone());
     socket
         .pipe_notify(move |_, ev| {
             let Some(s) = weak.upgrade() else { return };
@@ -410,7 +410,7 @@ fn on_connect(
                 PipeEvent::Added => {
                     count(&s).fetch_add(1, Relaxed);
                     if first(&s) {
-                        let _ = lock(&tx).send(Input::Connected);
+                        let _ = tx.send(Input::Connected);
                     }
                 }
                 PipeEvent::Removed => {

@@ -25,6 +25,8 @@ use pyo3::types::PyList;
 
 use gopherdiscovery as core;
 
+use crate::handle::lock;
+
 use crate::convert;
 use crate::errors;
 use crate::objects::Event;
@@ -99,7 +101,7 @@ impl Feed {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Called by the core on its subscriber thread: record and wake. Never blocks
@@ -335,8 +337,7 @@ impl Cursor {
                 let lost = kept_from.saturating_sub(seen);
                 // Numbers are contiguous, so the first unseen event is found by offset.
                 let first = (seen.saturating_sub(kept_from) as usize).min(st.events.len());
-                let mut events =
-                    std::mem::take(&mut *self.replayed.lock().unwrap_or_else(|e| e.into_inner()));
+                let mut events = std::mem::take(&mut *lock(&self.replayed));
                 events.extend(st.events.range(first..).map(|(_, e)| e.clone()));
                 return Woke::Items(Batch {
                     events,

@@ -1,7 +1,5 @@
 //! `Server`: the discovery server, complete in Rust (it runs no Python code).
 
-use std::sync::{Mutex, MutexGuard};
-
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -9,6 +7,7 @@ use gopherdiscovery as core;
 
 use crate::convert;
 use crate::errors;
+use crate::handle::Handle;
 use crate::objects::{Member, ServerUrls};
 
 /// A discovery server: surveys members on `survey`, publishes every change on
@@ -18,20 +17,13 @@ use crate::objects::{Member, ServerUrls};
 /// members see their connections close and reconnect when a server comes back.
 #[pyclass(module = "gopherdiscovery", frozen)]
 pub struct Server {
-    inner: Mutex<Option<core::Server>>,
+    inner: Handle<core::Server>,
     urls: core::ServerUrls,
 }
 
 impl Server {
-    fn inner(&self) -> MutexGuard<'_, Option<core::Server>> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn with<T>(&self, py: Python<'_>, f: impl FnOnce(&core::Server) -> T) -> PyResult<T> {
-        match self.inner().as_ref() {
-            Some(s) => Ok(f(s)),
-            None => Err(errors::closed(py, "the server")),
-        }
+        self.inner.with(py, f)
     }
 }
 
@@ -75,7 +67,7 @@ impl Server {
             .map_err(|e| errors::to_py(py, e))?;
         Ok(Server {
             urls: server.urls().clone(),
-            inner: Mutex::new(Some(server)),
+            inner: Handle::new(server, "the server"),
         })
     }
 
@@ -101,16 +93,13 @@ impl Server {
     /// True after `close()`.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner().is_none()
+        self.inner.is_closed()
     }
 
     /// Stops the server: closes its sockets and joins its threads (without the
     /// GIL). Idempotent; safe from any thread.
     fn close(&self, py: Python<'_>) {
-        let taken = self.inner().take();
-        if let Some(server) = taken {
-            py.detach(move || drop(server));
-        }
+        self.inner.close(py);
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -131,16 +120,5 @@ impl Server {
             crate::objects::py_repr(py, &self.urls.snapshot)?,
             if self.closed() { " closed" } else { "" }
         ))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let taken = self.inner().take();
-        if let Some(server) = taken {
-            // Garbage collection runs attached; joining the server's threads needs
-            // no Python, but let other Python threads run meanwhile.
-            Python::attach(|py| py.detach(move || drop(server)));
-        }
     }
 }

@@ -626,21 +626,9 @@ impl Sockets {
     }
 }
 
-impl Server {
-    /// The default settings; chain setters, then `.start()`.
-    pub fn builder() -> ServerBuilder {
-        ServerBuilder::default()
-    }
-
-    fn start(cfg: ServerBuilder) -> Result<Server> {
-        cfg.validate()?;
-        if let Err(e) = net::raise_fd_limit() {
-            log::warn!("could not raise the open-file limit: {e}");
-        }
-        let max_answer = wire::MAX_OVERHEAD + cfg.limits.max_name + cfg.limits.max_metadata;
-        // Everything made from here on is torn down by `workers` on any early return.
-        let mut workers = net::Workers::default();
-        let shared = Arc::new(Shared {
+impl Shared {
+    fn new(cfg: &ServerBuilder) -> Shared {
+        Shared {
             epoch: random_u64(),
             interval_ms: cfg.interval.as_millis() as u32,
             limits: cfg.limits,
@@ -671,7 +659,25 @@ impl Server {
                 legacy_members: 0,
                 recent: VecDeque::new(),
             }),
-        });
+        }
+    }
+}
+
+impl Server {
+    /// The default settings; chain setters, then `.start()`.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    fn start(cfg: ServerBuilder) -> Result<Server> {
+        cfg.validate()?;
+        if let Err(e) = net::raise_fd_limit() {
+            log::warn!("could not raise the open-file limit: {e}");
+        }
+        let max_answer = wire::MAX_OVERHEAD + cfg.limits.max_name + cfg.limits.max_metadata;
+        // Everything made from here on is torn down by `workers` on any early return.
+        let mut workers = net::Workers::default();
+        let shared = Arc::new(Shared::new(&cfg));
         let sockets = Sockets::open(&cfg, max_answer, &shared, &mut workers)?;
         let (tx, rx) = mpsc::sync_channel::<Input>(ANSWER_QUEUE);
         let (stop_tx, s) = (tx.clone(), shared.clone());
@@ -691,22 +697,14 @@ impl Server {
         workers.spawn("gd-server-snapshot", move || {
             snapshot_thread(&rep, &mut requests, s)
         })?;
-        let mut lp = Loop {
-            shared: shared.clone(),
-            surveyor: sockets.surveyor,
-            publisher: sockets.publisher,
-            legacy: sockets.legacy,
-            interval: cfg.interval,
-            deadline: cfg.effective_deadline(),
-            evict_after: cfg.evict_after,
-            publication_bytes: cfg.publication_bytes,
+        let mut lp = Loop::new(
+            shared.clone(),
+            sockets.surveyor,
+            sockets.publisher,
+            sockets.legacy,
+            &cfg,
             max_answer,
-            round: 0,
-            pending_new: HashMap::new(),
-            silent: HashMap::new(),
-            events: Vec::new(),
-            last_summary: Instant::now(),
-        };
+        );
         workers.spawn("gd-server-loop", move || lp.run(rx))?;
         log::debug!(
             "serving survey={} publish={} snapshot={}{} epoch={:016x}",
@@ -1044,6 +1042,32 @@ struct Loop {
 }
 
 impl Loop {
+    fn new(
+        shared: Arc<Shared>,
+        surveyor: Socket,
+        publisher: Socket,
+        legacy: Option<Socket>,
+        cfg: &ServerBuilder,
+        max_answer: usize,
+    ) -> Loop {
+        Loop {
+            shared,
+            surveyor,
+            publisher,
+            legacy,
+            interval: cfg.interval,
+            deadline: cfg.effective_deadline(),
+            evict_after: cfg.evict_after,
+            publication_bytes: cfg.publication_bytes,
+            max_answer,
+            round: 0,
+            pending_new: HashMap::new(),
+            silent: HashMap::new(),
+            events: Vec::new(),
+            last_summary: Instant::now(),
+        }
+    }
+
     fn run(&mut self, rx: mpsc::Receiver<Input>) {
         let mut next_round = Instant::now();
         let mut round_end: Option<Instant> = None;

@@ -3,12 +3,14 @@
  * (python/tests/test_stats.py): joins as NAME, waits until its subscriber is
  * live with COUNT members and its client has been surveyed, then prints its
  * subscriber and client statistics as one JSON line (the field names of the C
- * structs) and stays a member until stdin closes.
+ * structs) and stays a member until SIGINT or SIGTERM (then exits 0).
  *
  *     stats SURVEY_URL PUBLISH_URL SNAPSHOT_URL NAME COUNT
  */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -33,6 +35,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *surveys[1] = {argv[1]};
+    sigset_t stop;
+    int sig = 0;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
     uint64_t want = (uint64_t)strtoull(argv[5], NULL, 10);
     gd_subscriber_options w;
     gd_client_options o;
@@ -80,7 +88,6 @@ int main(int argc, char **argv) {
            ",\"announces_sent\":%" PRIu64 ",\"last_survey_age_ms\":%" PRId64 "}]}}\n",
            u.url, u.connected ? "true" : "false", u.surveys_answered, u.announces_sent, u.last_survey_age_ms);
     fflush(stdout);
-    while (getchar() != EOF) {
-    }
+    sigwait(&stop, &sig);
     return gd_client_close(c) == GD_OK ? 0 : 1;
 }

@@ -66,7 +66,8 @@ fn a_late_watcher_prints_the_full_list_first_and_nothing_more_while_stable() {
             .args(["members", "--snapshot", &snap])
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().count() == 3
+        // The table's header and one row per member.
+        String::from_utf8_lossy(&out.stdout).lines().count() == 4
     });
 
     let mut w = watch(&dir);

@@ -437,6 +437,76 @@ typedef struct gd_client_options {
 } gd_client_options;
 
 /**
+ * What a client did so far, in all (`gd_client_stats_get`); per survey URL with
+ * `gd_client_survey_url_stats_get`. Names as in the Rust `ClientStats`. Set
+ * `struct_size = sizeof(gd_client_stats)` before the call: the library fills
+ * only the fields that fit in it (so a binary built against an older header
+ * keeps working) and sets it to the bytes it wrote.
+ */
+typedef struct gd_client_stats {
+  /**
+   * `sizeof(gd_client_stats)` as the caller was compiled, set by the caller;
+   * on return, the bytes the library wrote.
+   */
+  size_t struct_size;
+  /**
+   * Live connections to servers.
+   */
+  uint64_t connections;
+  /**
+   * Surveys answered (from every server).
+   */
+  uint64_t surveys_answered;
+  /**
+   * Announces sent (one per new connection and per metadata change).
+   */
+  uint64_t announces_sent;
+  /**
+   * Milliseconds since the last survey; -1: never surveyed.
+   */
+  int64_t last_survey_age_ms;
+  /**
+   * Survey URLs the client dials: indexes for `gd_client_survey_url_stats_get`.
+   */
+  size_t survey_url_count;
+} gd_client_stats;
+
+/**
+ * One survey URL's part of a client's statistics
+ * (`gd_client_survey_url_stats_get`), so a member can see which server does not
+ * survey it. Set `struct_size = sizeof(gd_survey_url_stats)` before the call,
+ * as for `gd_client_stats`.
+ */
+typedef struct gd_survey_url_stats {
+  /**
+   * `sizeof(gd_survey_url_stats)` as the caller was compiled, set by the
+   * caller; on return, the bytes the library wrote.
+   */
+  size_t struct_size;
+  /**
+   * The URL as given, NUL-terminated. **Lifetime:** owned by the client,
+   * valid until `gd_client_close`; do not free it.
+   */
+  const char *url;
+  /**
+   * A connection to it is up.
+   */
+  bool connected;
+  /**
+   * Surveys answered on its connections.
+   */
+  uint64_t surveys_answered;
+  /**
+   * Announces sent on its connections.
+   */
+  uint64_t announces_sent;
+  /**
+   * Milliseconds since its last survey; -1: never surveyed.
+   */
+  int64_t last_survey_age_ms;
+} gd_survey_url_stats;
+
+/**
  * Settings of `gd_server_start`. Fill it with `gd_server_options_init`, then
  * change what you need. Strings are read only during `gd_server_start`.
  */
@@ -487,6 +557,193 @@ typedef struct gd_server_options {
 } gd_server_options;
 
 /**
+ * A histogram of durations with fixed buckets (in `gd_server_stats`).
+ * Bucket `i` counts the observations at most `gd_histogram_bounds()[i]` seconds
+ * and above the bound before; the last bucket those above the largest bound
+ * (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5 s).
+ */
+typedef struct gd_histogram {
+  /**
+   * Observations per bucket (not cumulative).
+   */
+  uint64_t buckets[13];
+  /**
+   * Observations in all.
+   */
+  uint64_t count;
+  /**
+   * Sum of the observations, in microseconds.
+   */
+  uint64_t sum_micros;
+} gd_histogram;
+
+/**
+ * What a server took, dropped and sent so far (`gd_server_stats_get`): the same
+ * numbers as the CLI's `/metrics`, under the names of the Rust `ServerStats`.
+ * Set `struct_size = sizeof(gd_server_stats)` before the call: the library
+ * fills only the fields that fit in it (so a binary built against an older
+ * header keeps working) and sets it to the bytes it wrote.
+ */
+typedef struct gd_server_stats {
+  /**
+   * `sizeof(gd_server_stats)` as the caller was compiled, set by the caller;
+   * on return, the bytes the library wrote.
+   */
+  size_t struct_size;
+  /**
+   * Native answers to a survey taken.
+   */
+  uint64_t answers;
+  /**
+   * Native announces taken: answers a client sent unasked on a new connection
+   * or after a metadata change (not counted in `answers`).
+   */
+  uint64_t announces;
+  /**
+   * Legacy raw-string answers taken.
+   */
+  uint64_t legacy_answers;
+  /**
+   * Answers dropped: not a valid answer (garbage, bad UTF-8, empty name, unknown version…).
+   */
+  uint64_t dropped_malformed;
+  /**
+   * Answers dropped: larger than name + metadata limits allow.
+   */
+  uint64_t dropped_oversize;
+  /**
+   * Answers dropped: a name, metadata key or value with a control character
+   * (NUL, newline, escape…).
+   */
+  uint64_t dropped_control;
+  /**
+   * Answers dropped: a name with `|` while a legacy publish URL is configured
+   * (the legacy list could not represent it).
+   */
+  uint64_t dropped_legacy_name;
+  /**
+   * Answers dropped: their SP header is not a survey id (4 bytes, high bit set).
+   */
+  uint64_t dropped_survey_id;
+  /**
+   * Answers dropped: the table holds `max_members` already (the table is full).
+   */
+  uint64_t dropped_full;
+  /**
+   * Answers dropped: the members' encoded size (a snapshot) would exceed the
+   * snapshot budget, `limits.max_snapshot` (the table is full).
+   */
+  uint64_t dropped_budget;
+  /**
+   * Answers dropped: their connection carries `max_members_per_connection`
+   * members already.
+   */
+  uint64_t dropped_per_connection;
+  /**
+   * Snapshot requests dropped: not a valid request.
+   */
+  uint64_t dropped_requests;
+  /**
+   * Snapshot requests dropped: the same connection was sent the snapshot of
+   * the same seq less than an interval ago.
+   */
+  uint64_t dropped_repeat_requests;
+  /**
+   * Connections closed as they came: their socket had `max_connections` already.
+   */
+  uint64_t refused_connections;
+  /**
+   * Survey connections closed because no answer was taken from them for
+   * `evict_after` rounds (idle, garbage only, or refused answers only).
+   */
+  uint64_t closed_idle;
+  /**
+   * Surveys sent (regular and early).
+   */
+  uint64_t surveys;
+  /**
+   * Delta publications sent.
+   */
+  uint64_t deltas;
+  /**
+   * Heartbeat publications sent.
+   */
+  uint64_t heartbeats;
+  /**
+   * Snapshots served.
+   */
+  uint64_t snapshots;
+  /**
+   * Early surveys (to new connections only), a part of `surveys`.
+   */
+  uint64_t early_surveys;
+  /**
+   * Survey rounds completed (deadline reached and answers folded in).
+   */
+  uint64_t rounds;
+  /**
+   * Members that joined (restarts included).
+   */
+  uint64_t joined;
+  /**
+   * Members that left because their connection closed.
+   */
+  uint64_t left_closed;
+  /**
+   * Members that left after `evict_after` missed surveys.
+   */
+  uint64_t left_timeout;
+  /**
+   * Members that restarted (a new incarnation under the same name).
+   */
+  uint64_t restarted;
+  /**
+   * Members whose metadata changed.
+   */
+  uint64_t updated;
+  /**
+   * Members that left and came back within 60 s.
+   */
+  uint64_t flaps;
+  /**
+   * Bytes of delta publications sent.
+   */
+  uint64_t delta_bytes;
+  /**
+   * Bytes of heartbeat publications sent.
+   */
+  uint64_t heartbeat_bytes;
+  /**
+   * Bytes of snapshots served.
+   */
+  uint64_t snapshot_bytes;
+  /**
+   * Connections opened on the survey socket.
+   */
+  uint64_t survey_connections_opened;
+  /**
+   * Connections closed on the survey socket.
+   */
+  uint64_t survey_connections_closed;
+  /**
+   * Connections opened on the publish socket (subscribers).
+   */
+  uint64_t publish_connections_opened;
+  /**
+   * Connections closed on the publish socket.
+   */
+  uint64_t publish_connections_closed;
+  /**
+   * Time from a survey sent to an answer to it taken (announces excluded).
+   */
+  struct gd_histogram answer_latency;
+  /**
+   * How late each regular survey round started against its schedule.
+   */
+  struct gd_histogram round_lag;
+} gd_server_stats;
+
+/**
  * A copy of a peer list, from `gd_subscriber_peers`: `names` holds `count`
  * NUL-terminated names, sorted, followed by a NULL entry. **Ownership:** the
  * caller owns the list and frees it (with every string in it) with
@@ -503,6 +760,61 @@ typedef struct gd_peer_list {
    */
   size_t count;
 } gd_peer_list;
+
+/**
+ * What a subscriber sees now (`gd_subscriber_stats_get`), under the names of the
+ * Rust `SubscriberStats`. Set `struct_size = sizeof(gd_subscriber_stats)`
+ * before the call: the library fills only the fields that fit in it (so a
+ * binary built against an older header keeps working) and sets it to the
+ * bytes it wrote.
+ */
+typedef struct gd_subscriber_stats {
+  /**
+   * `sizeof(gd_subscriber_stats)` as the caller was compiled, set by the
+   * caller; on return, the bytes the library wrote.
+   */
+  size_t struct_size;
+  /**
+   * Syncing, live or stale (a `gd_state` value).
+   */
+  gd_state state;
+  /**
+   * Members in the view.
+   */
+  uint64_t members;
+  /**
+   * Epoch of the view (0 before the first view and for a legacy publisher).
+   */
+  uint64_t epoch;
+  /**
+   * Seq of the view.
+   */
+  uint64_t seq;
+  /**
+   * Live connections to the publish URL.
+   */
+  uint64_t publish_connections;
+  /**
+   * Live connections to the snapshot URL (0 for a legacy publisher).
+   */
+  uint64_t snapshot_connections;
+  /**
+   * Publications received (deltas, heartbeats, legacy lists).
+   */
+  uint64_t publications;
+  /**
+   * Milliseconds since the last publication; -1: none yet.
+   */
+  int64_t last_publication_age_ms;
+  /**
+   * Snapshots fetched after the first.
+   */
+  uint64_t resyncs;
+  /**
+   * Publications dropped as malformed.
+   */
+  uint64_t dropped;
+} gd_subscriber_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -637,6 +949,37 @@ struct gd_subscriber *gd_client_subscriber(struct gd_client *client);
 gd_result gd_client_close(struct gd_client *client);
 
 /**
+ * Fills `*out` with what `client` did so far, in all. Set `out->struct_size =
+ * sizeof(gd_client_stats)` first. Any thread, callbacks included. `out` is
+ * owned by the caller and written only during the call.
+ *
+ * Errors: `GD_INVALID_OPTION` (`client` or `out` NULL, `struct_size` not set).
+ *
+ * # Safety
+ * `client` is NULL or a client from `gd_client_join` not yet closed; `out` is
+ * NULL or a `gd_client_stats` whose `struct_size` bytes are writable.
+ */
+gd_result gd_client_stats_get(const struct gd_client *client, struct gd_client_stats *out);
+
+/**
+ * Fills `*out` with the statistics of survey URL `index` of `client` (in the
+ * order given to `gd_client_join`; `index < gd_client_stats.survey_url_count`).
+ * Set `out->struct_size = sizeof(gd_survey_url_stats)` first. Any thread.
+ * `out` is owned by the caller and written only during the call; `out->url`
+ * is owned by the client (valid until `gd_client_close`).
+ *
+ * Errors: `GD_INVALID_OPTION` (`client` or `out` NULL, `struct_size` not set,
+ * `index` out of range).
+ *
+ * # Safety
+ * `client` is NULL or a client from `gd_client_join` not yet closed; `out` is
+ * NULL or a `gd_survey_url_stats` whose `struct_size` bytes are writable.
+ */
+gd_result gd_client_survey_url_stats_get(const struct gd_client *client,
+                                         size_t index,
+                                         struct gd_survey_url_stats *out);
+
+/**
  * Writes the default settings into `*options` (and sets its `struct_size`).
  * Returns `GD_INVALID_OPTION` when `options` is NULL.
  *
@@ -692,6 +1035,25 @@ const char *gd_server_url(const struct gd_server *server, int32_t which);
  * other call is using.
  */
 gd_result gd_server_close(struct gd_server *server);
+
+/**
+ * Fills `*out` with what `server` took, dropped and sent so far. Set
+ * `out->struct_size = sizeof(gd_server_stats)` first (see `gd_server_stats`).
+ * Any thread. `out` is owned by the caller and written only during the call.
+ *
+ * Errors: `GD_INVALID_OPTION` (`server` or `out` NULL, `struct_size` not set).
+ *
+ * # Safety
+ * `server` is NULL or a server from `gd_server_start` not yet closed; `out` is
+ * NULL or a `gd_server_stats` whose `struct_size` bytes are writable.
+ */
+gd_result gd_server_stats_get(const struct gd_server *server, struct gd_server_stats *out);
+
+/**
+ * The upper bounds, in seconds, of the buckets of a `gd_histogram` but the
+ * last: 12 values in increasing order. A static array, never NULL, never freed.
+ */
+const double *gd_histogram_bounds(void);
 
 /**
  * Writes the default settings into `*options` (and sets its `struct_size`).
@@ -837,6 +1199,21 @@ void gd_peer_list_free(struct gd_peer_list *list);
  * writable.
  */
 gd_result gd_subscriber_state(const struct gd_subscriber *sub, gd_state *out);
+
+/**
+ * Fills `*out` with what `sub` sees now. Set `out->struct_size =
+ * sizeof(gd_subscriber_stats)` first (see `gd_subscriber_stats`). Any thread,
+ * callbacks included. `out` is owned by the caller and written only during the
+ * call.
+ *
+ * Errors: `GD_INVALID_OPTION` (`sub` or `out` NULL, `struct_size` not set).
+ *
+ * # Safety
+ * `sub` is NULL or a subscriber from `gd_subscriber_open` or
+ * `gd_client_subscriber` whose owner is not yet closed; `out` is NULL or a
+ * `gd_subscriber_stats` whose `struct_size` bytes are writable.
+ */
+gd_result gd_subscriber_stats_get(const struct gd_subscriber *sub, struct gd_subscriber_stats *out);
 
 /**
  * Writes the position of the view of `sub`, `(epoch, seq)`, into `*epoch` and

@@ -11,8 +11,8 @@
 //! it came with (no per-survey state to keep), and an announce is a response with
 //! a header we build ourselves.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,19 +72,46 @@ impl ClientBuilder {
     }
 }
 
+/// Surveys answered and announces sent, and when the last survey came: of the
+/// whole client, and of each survey URL.
+#[derive(Default)]
+struct Tally {
+    surveys: AtomicU64,
+    announces: AtomicU64,
+    last_survey: Mutex<Option<Instant>>,
+}
+
+impl Tally {
+    fn surveyed(&self) {
+        *lock(&self.last_survey) = Some(Instant::now());
+    }
+    fn last_survey_age(&self) -> Option<Duration> {
+        lock(&self.last_survey).map(|t| t.elapsed())
+    }
+}
+
+/// One survey URL the client dials.
+struct Link {
+    url: String,
+    /// Its dialer's id (0 until dialled): connections map to their URL through it.
+    dialer: AtomicU32,
+    /// Live connections of this URL's dialer (0 or 1).
+    connections: AtomicU64,
+    tally: Tally,
+}
+
 struct Shared {
     /// Native and legacy answer bodies, re-encoded on every metadata change.
     answers: Mutex<(Member, Vec<u8>, Vec<u8>)>,
-    /// Live connections (numeric pipe ids), for re-announcing after a change.
-    pipes: Mutex<HashSet<u32>>,
+    /// Live connections (numeric pipe ids), for re-announcing after a change,
+    /// each with the index in `links` of the URL it was dialled to.
+    pipes: Mutex<HashMap<u32, Option<usize>>>,
+    links: Vec<Link>,
     /// The socket, for the announce in the connection callback. Taken at close to
     /// break the socket → callback → socket cycle.
     socket: Mutex<Option<Socket>>,
     limits: Limits,
-    /// Surveys answered and announces sent, and when the last survey came.
-    surveys: AtomicU64,
-    announces: AtomicU64,
-    last_survey: Mutex<Option<Instant>>,
+    total: Tally,
 }
 
 /// What a client did so far ([`Client::stats`]): whether any server surveys it.
@@ -98,6 +125,24 @@ pub struct ClientStats {
     pub announces_sent: u64,
     /// Time since the last survey (None: never surveyed).
     pub last_survey_age: Option<Duration>,
+    /// The same per survey URL, in the order given: a member can see which
+    /// server does not survey it.
+    pub survey_urls: Vec<SurveyUrlStats>,
+}
+
+/// One survey URL's part of [`ClientStats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurveyUrlStats {
+    /// The URL as given.
+    pub url: String,
+    /// A connection to it is up.
+    pub connected: bool,
+    /// Surveys answered on its connections.
+    pub surveys_answered: u64,
+    /// Announces sent on its connections.
+    pub announces_sent: u64,
+    /// Time since its last survey (None: never surveyed).
+    pub last_survey_age: Option<Duration>,
 }
 
 impl Shared {
@@ -110,9 +155,36 @@ impl Shared {
         // is answered anyway).
         match socket.try_send(msg) {
             Ok(()) => {
-                self.announces.fetch_add(1, Relaxed);
+                for t in self.tallies(pipe) {
+                    t.announces.fetch_add(1, Relaxed);
+                }
             }
             Err((_, e)) => log::debug!("announce on connection {pipe} not sent: {e}"),
+        }
+    }
+
+    /// The tallies a connection counts in: the client's, and its URL's if known.
+    fn tallies(&self, pipe: u32) -> impl Iterator<Item = &Tally> {
+        let link = lock(&self.pipes).get(&pipe).copied().flatten();
+        std::iter::once(&self.total).chain(link.map(|i| &self.links[i].tally))
+    }
+
+    fn connection(&self, pipe: u32, ev: PipeEvent) {
+        let mut pipes = lock(&self.pipes);
+        let link = match ev {
+            PipeEvent::Added => {
+                let link = nng::pipe_dialer(pipe)
+                    .and_then(|d| self.links.iter().position(|l| l.dialer.load(Relaxed) == d));
+                pipes.insert(pipe, link);
+                link
+            }
+            PipeEvent::Removed => pipes.remove(&pipe).flatten(),
+        };
+        if let Some(l) = link.map(|i| &self.links[i].connections) {
+            match ev {
+                PipeEvent::Added => l.fetch_add(1, Relaxed),
+                PipeEvent::Removed => l.fetch_sub(1, Relaxed),
+            };
         }
     }
 }
@@ -164,34 +236,40 @@ impl Client {
         net::set_buffers(&socket, None, Some(128))?;
         let native = wire::encode_answer(&member);
         let legacy = member.name.as_bytes().to_vec();
+        let links = (surveys.iter())
+            .map(|url| Link {
+                url: url.clone(),
+                dialer: AtomicU32::new(0),
+                connections: AtomicU64::new(0),
+                tally: Tally::default(),
+            })
+            .collect();
         let shared = Arc::new(Shared {
             answers: Mutex::new((member, native, legacy)),
-            pipes: Mutex::new(HashSet::new()),
+            pipes: Mutex::new(HashMap::new()),
+            links,
             socket: Mutex::new(Some(socket.clone())),
             limits: cfg.limits,
-            surveys: AtomicU64::new(0),
-            announces: AtomicU64::new(0),
-            last_survey: Mutex::new(None),
+            total: Tally::default(),
         });
         let s = shared.clone();
         workers.on_stop(move || drop(lock(&s.socket).take()));
         let cb = shared.clone();
         socket
-            .pipe_notify(move |id, ev| match ev {
-                PipeEvent::Added => {
-                    lock(&cb.pipes).insert(id);
+            .pipe_notify(move |id, ev| {
+                cb.connection(id, ev);
+                if ev == PipeEvent::Added {
                     let sock = lock(&cb.socket).clone();
                     if let Some(s) = sock {
                         cb.announce(&s, id);
                     }
                 }
-                PipeEvent::Removed => {
-                    lock(&cb.pipes).remove(&id);
-                }
             })
             .map_err(|e| Error::nng("registering connection events", e))?;
-        for url in &surveys {
-            net::dial(&socket, url)?;
+        for (url, link) in surveys.iter().zip(&shared.links) {
+            // The id is noted before the dialer starts, so its first connection
+            // already maps to its URL.
+            net::dial_noting(&socket, url, |id| link.dialer.store(id, Relaxed))?;
         }
         let subscriber = cfg.watch.map(SubscriberBuilder::start).transpose()?;
         let answers = shared.clone();
@@ -222,7 +300,7 @@ impl Client {
             a.1 = wire::encode_answer(&member);
             a.0 = member;
         }
-        let pipes: Vec<u32> = lock(&self.shared.pipes).iter().copied().collect();
+        let pipes: Vec<u32> = lock(&self.shared.pipes).keys().copied().collect();
         for p in pipes {
             self.shared.announce(&self.socket, p);
         }
@@ -239,13 +317,24 @@ impl Client {
         lock(&self.shared.pipes).len()
     }
 
-    /// Connections, surveys answered, announces sent, time since the last survey.
+    /// Connections, surveys answered, announces sent, time since the last
+    /// survey: in all and per survey URL.
     pub fn stats(&self) -> ClientStats {
+        let sh = &self.shared;
         ClientStats {
             connections: self.connections(),
-            surveys_answered: self.shared.surveys.load(Relaxed),
-            announces_sent: self.shared.announces.load(Relaxed),
-            last_survey_age: lock(&self.shared.last_survey).map(|t| t.elapsed()),
+            surveys_answered: sh.total.surveys.load(Relaxed),
+            announces_sent: sh.total.announces.load(Relaxed),
+            last_survey_age: sh.total.last_survey_age(),
+            survey_urls: (sh.links.iter())
+                .map(|l| SurveyUrlStats {
+                    url: l.url.clone(),
+                    connected: l.connections.load(Relaxed) > 0,
+                    surveys_answered: l.tally.surveys.load(Relaxed),
+                    announces_sent: l.tally.announces.load(Relaxed),
+                    last_survey_age: l.tally.last_survey_age(),
+                })
+                .collect(),
         }
     }
 
@@ -272,12 +361,17 @@ impl Shared {
         let Some(answer) = self.answer_to(msg.body()) else {
             return;
         };
-        *lock(&self.last_survey) = Some(Instant::now());
+        let pipe = msg.pipe();
+        for t in self.tallies(pipe) {
+            t.surveyed();
+        }
         msg.clear_body();
         msg.append(&answer);
         match socket.try_send(msg) {
             Ok(()) => {
-                self.surveys.fetch_add(1, Relaxed);
+                for t in self.tallies(pipe) {
+                    t.surveys.fetch_add(1, Relaxed);
+                }
             }
             Err((_, e)) => log::debug!("answer not sent: {e}"),
         }

@@ -106,7 +106,7 @@ mod server;
 mod subscriber;
 pub mod wire;
 
-pub use client::{Client, ClientBuilder, ClientStats};
+pub use client::{Client, ClientBuilder, ClientStats, SurveyUrlStats};
 pub use error::{Error, ErrorCode, Result};
 pub use member::{
     digest, member_hash, random_u64, Event, EventKind, Limits, Member, Metadata, Reason,
@@ -114,8 +114,9 @@ pub use member::{
 pub use net::{raise_fd_limit, DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL, DEFAULT_SURVEY_URL};
 pub use nng::Error as NngError;
 pub use server::{
-    LoggedEvent, MemberInfo, Server, ServerBuilder, ServerStats, ServerStatus, ServerUrls,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MEMBERS_PER_CONNECTION, RECENT_EVENTS,
+    Histogram, LoggedEvent, MemberInfo, Server, ServerBuilder, ServerStats, ServerStatus,
+    ServerUrls, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MEMBERS_PER_CONNECTION,
+    HISTOGRAM_BOUNDS_SECONDS, HISTOGRAM_BUCKETS, RECENT_EVENTS,
 };
 pub use subscriber::{
     fetch_snapshot, State, Subscriber, SubscriberBuilder, SubscriberStats, Update,

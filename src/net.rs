@@ -37,9 +37,17 @@ pub(crate) fn listen(socket: &Socket, url: &str) -> Result<String> {
 
 /// Dials `url` without waiting: the dialer keeps retrying in the background
 /// (reconnect backoff from 100 ms doubling to `max_backoff`) while the peer is down.
-pub(crate) fn dial(socket: &Socket, url: &str) -> Result<()> {
+/// Returns the dialer's id.
+pub(crate) fn dial(socket: &Socket, url: &str) -> Result<u32> {
+    dial_noting(socket, url, |_| {})
+}
+
+/// [`dial`], calling `note` with the dialer's id before any connection of it exists.
+pub(crate) fn dial_noting(socket: &Socket, url: &str, note: impl FnOnce(u32)) -> Result<u32> {
     check_url(url)?;
-    socket.dial(url).map_err(|e| Error::from_nng_url(url, e))
+    socket
+        .dial_noting(url, note)
+        .map_err(|e| Error::from_nng_url(url, e))
 }
 
 /// Refuses what NNG would accept silently but can never work for us.

@@ -333,19 +333,31 @@ impl Socket {
     }
 
     /// Dials `url` without waiting: the dialer keeps retrying in the background
-    /// while the peer is down.
-    pub fn dial(&self, url: &str) -> Result<()> {
+    /// while the peer is down. Returns the dialer's id (what [`pipe_dialer`] gives
+    /// for its connections).
+    pub fn dial(&self, url: &str) -> Result<u32> {
+        self.dial_noting(url, |_| {})
+    }
+
+    /// [`Socket::dial`], calling `note` with the dialer's id before the dialer
+    /// starts: before any connection of it exists.
+    pub fn dial_noting(&self, url: &str, note: impl FnOnce(u32)) -> Result<u32> {
         let url = c_url(url)?;
-        // SAFETY: a NUL-terminated URL that outlives the call; no dialer handle wanted.
-        let rv = unsafe {
-            sys::nng_dial(
-                self.0.id,
-                url.as_ptr(),
-                std::ptr::null_mut(),
-                sys::NNG_FLAG_NONBLOCK as i32,
-            )
-        };
-        Error::check(rv)
+        let mut d = sys::nng_dialer::default();
+        // SAFETY: a valid out-pointer, our open socket, a NUL-terminated URL that
+        // outlives the call.
+        Error::check(unsafe { sys::nng_dialer_create(&mut d, self.0.id, url.as_ptr()) })?;
+        // SAFETY: reads the id out of the handle NNG just wrote.
+        let id = unsafe { sys::nng_dialer_id(d) } as u32;
+        note(id);
+        // SAFETY: the dialer just made, not started yet.
+        let rv = unsafe { sys::nng_dialer_start(d, sys::NNG_FLAG_NONBLOCK as i32) };
+        if let Err(e) = Error::check(rv) {
+            // SAFETY: the dialer just made; closed once, here.
+            unsafe { sys::nng_dialer_close(d) };
+            return Err(e);
+        }
+        Ok(id)
     }
 
     fn send_flags(&self, msg: Message, flags: i32) -> Result<(), (Message, Error)> {
@@ -432,6 +444,20 @@ pub fn close_pipe(pipe: u32) {
     // SAFETY: NNG looks the id up in its pipe table and fails with NNG_ENOENT for an
     // unknown one; a pipe id is plain data.
     let _ = unsafe { sys::nng_pipe_close(p) };
+}
+
+/// The id of the dialer that made connection `pipe`; None for a connection a
+/// listener accepted, or an unknown one. Safe to call from a pipe callback.
+pub fn pipe_dialer(pipe: u32) -> Option<u32> {
+    let p = sys::nng_pipe {
+        _bindgen_opaque_blob: pipe,
+    };
+    // SAFETY: NNG looks the id up in its pipe table (an unknown one gives an
+    // invalid dialer, id -1); a pipe id is plain data.
+    let d = unsafe { sys::nng_pipe_dialer(p) };
+    // SAFETY: reads the id out of the handle NNG returned.
+    let id = unsafe { sys::nng_dialer_id(d) };
+    u32::try_from(id).ok().filter(|&i| i != 0)
 }
 
 fn c_url(url: &str) -> Result<CString> {

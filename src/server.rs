@@ -60,14 +60,20 @@ pub const DEFAULT_MAX_MEMBERS_PER_CONNECTION: usize = 1;
 pub const RECENT_EVENTS: usize = 200;
 /// A member that left and is back within this long counts as a flap.
 const FLAP_WINDOW: Duration = Duration::from_secs(60);
+/// Surveys whose send time is kept for `answer_latency`: early surveys go out at
+/// most every 50 ms, so this covers a few seconds.
+const SENT_REMEMBERED: usize = 64;
 /// The server logs a one-line summary at `info` this often.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 /// Counters of what the server did and dropped.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ServerStats {
-    /// Native answers taken.
+    /// Native answers to a survey taken.
     pub answers: u64,
+    /// Native announces taken: answers a client sent unasked on a new connection
+    /// or after a metadata change (not counted in `answers`).
+    pub announces: u64,
     /// Legacy raw-string answers taken.
     pub legacy_answers: u64,
     /// Answers dropped: not a valid answer (garbage, bad UTF-8, empty name, unknown version…).
@@ -138,6 +144,82 @@ pub struct ServerStats {
     pub publish_connections_opened: u64,
     /// Connections closed on the publish socket.
     pub publish_connections_closed: u64,
+    /// Time from a survey sent to an answer to it taken (announces excluded).
+    pub answer_latency: Histogram,
+    /// How late each regular survey round started against its schedule.
+    pub round_lag: Histogram,
+}
+
+/// Upper bounds, in seconds, of the buckets of a [`Histogram`] (the last bucket
+/// has no bound: everything above the largest).
+pub const HISTOGRAM_BOUNDS_SECONDS: [f64; HISTOGRAM_BUCKETS - 1] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+/// Buckets of a [`Histogram`]: one per bound of [`HISTOGRAM_BOUNDS_SECONDS`] and
+/// one for everything above.
+pub const HISTOGRAM_BUCKETS: usize = 13;
+
+/// A histogram of durations with fixed buckets (bounded memory).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Histogram {
+    /// Observations per bucket (not cumulative): `buckets[i]` counts those at most
+    /// `HISTOGRAM_BOUNDS_SECONDS[i]` and above the bound before; the last bucket
+    /// those above the largest bound.
+    pub buckets: [u64; HISTOGRAM_BUCKETS],
+    /// Observations in all.
+    pub count: u64,
+    /// Sum of the observations, in microseconds.
+    pub sum_micros: u64,
+}
+
+impl Histogram {
+    /// `(upper bound in seconds, observations at most that)`, cumulative, in
+    /// Prometheus's order; the last bound is infinity.
+    pub fn cumulative(&self) -> [(f64, u64); HISTOGRAM_BUCKETS] {
+        let mut out = [(f64::INFINITY, 0); HISTOGRAM_BUCKETS];
+        let mut total = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            total += n;
+            out[i] = (
+                HISTOGRAM_BOUNDS_SECONDS
+                    .get(i)
+                    .copied()
+                    .unwrap_or(f64::INFINITY),
+                total,
+            );
+        }
+        out
+    }
+}
+
+/// The live side of a [`Histogram`]: atomics, so observing never locks.
+#[derive(Default)]
+struct AtomicHistogram {
+    buckets: [AtomicU64; HISTOGRAM_BUCKETS],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl AtomicHistogram {
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = HISTOGRAM_BOUNDS_SECONDS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(HISTOGRAM_BUCKETS - 1);
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Relaxed);
+    }
+
+    fn get(&self) -> Histogram {
+        Histogram {
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Relaxed)),
+            count: self.count.load(Relaxed),
+            sum_micros: self.sum_micros.load(Relaxed),
+        }
+    }
 }
 
 /// One entry of the server's log of recent member events ([`Server::recent_events`]).
@@ -234,6 +316,7 @@ impl ServerStatus {
 #[derive(Default)]
 struct Counters {
     answers: AtomicU64,
+    announces: AtomicU64,
     legacy_answers: AtomicU64,
     dropped_malformed: AtomicU64,
     dropped_oversize: AtomicU64,
@@ -266,6 +349,8 @@ struct Counters {
     survey_closed: AtomicU64,
     publish_opened: AtomicU64,
     publish_closed: AtomicU64,
+    answer_latency: AtomicHistogram,
+    round_lag: AtomicHistogram,
 }
 
 impl Counters {
@@ -273,6 +358,7 @@ impl Counters {
         let c = self;
         ServerStats {
             answers: c.answers.load(Relaxed),
+            announces: c.announces.load(Relaxed),
             legacy_answers: c.legacy_answers.load(Relaxed),
             dropped_malformed: c.dropped_malformed.load(Relaxed),
             dropped_oversize: c.dropped_oversize.load(Relaxed),
@@ -305,6 +391,8 @@ impl Counters {
             survey_connections_closed: c.survey_closed.load(Relaxed),
             publish_connections_opened: c.publish_opened.load(Relaxed),
             publish_connections_closed: c.publish_closed.load(Relaxed),
+            answer_latency: c.answer_latency.get(),
+            round_lag: c.round_lag.get(),
         }
     }
 }
@@ -1031,6 +1119,9 @@ struct Loop {
     publication_bytes: usize,
     max_answer: usize,
     round: u64,
+    /// The last [`SENT_REMEMBERED`] surveys' ids with when they went out, for
+    /// `answer_latency` (an answer to an older one is not timed).
+    sent: VecDeque<(u32, Instant)>,
     /// New connections that have not answered yet, with when they came.
     pending_new: HashMap<u32, Instant>,
     /// Every open survey connection: whether an answer from it was taken since the
@@ -1061,6 +1152,7 @@ impl Loop {
             publication_bytes: cfg.publication_bytes,
             max_answer,
             round: 0,
+            sent: VecDeque::new(),
             pending_new: HashMap::new(),
             silent: HashMap::new(),
             events: Vec::new(),
@@ -1075,6 +1167,8 @@ impl Loop {
         loop {
             let now = Instant::now();
             if now >= next_round {
+                let lag = now.saturating_duration_since(next_round);
+                self.shared.counters.round_lag.observe(lag);
                 self.survey(&[]);
                 self.heartbeat();
                 round_end = Some(now + self.deadline);
@@ -1207,12 +1301,21 @@ impl Loop {
                 }
                 let now = Instant::now();
                 core.seen.entry(name).or_insert((SystemTime::now(), now)).1 = now;
-                if native {
-                    &c.answers
+                let id = u32::from_be_bytes(msg.header().try_into().unwrap_or_default());
+                if native && id == wire::ANNOUNCE_ID {
+                    c.announces.fetch_add(1, Relaxed);
                 } else {
-                    &c.legacy_answers
+                    if native {
+                        &c.answers
+                    } else {
+                        &c.legacy_answers
+                    }
+                    .fetch_add(1, Relaxed);
+                    if let Some((_, at)) = self.sent.iter().find(|(i, _)| *i == id) {
+                        let latency = now.saturating_duration_since(*at);
+                        c.answer_latency.observe(latency);
+                    }
                 }
-                .fetch_add(1, Relaxed);
             }
             Err(Refused::PerConnection) => drop(
                 &c.dropped_per_connection,
@@ -1264,6 +1367,10 @@ impl Loop {
                 return;
             }
         }
+        if self.sent.len() >= SENT_REMEMBERED {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((id, Instant::now()));
         self.shared.counters.surveys.fetch_add(1, Relaxed);
         if !pipes.is_empty() {
             self.shared.counters.early_surveys.fetch_add(1, Relaxed);

@@ -104,6 +104,34 @@ fn endpoints_serve_status_metrics_json_and_health() {
         ),
         "{body}"
     );
+    for h in ["answer_latency_seconds", "round_lag_seconds"] {
+        let family = format!("gopherdiscovery_{h}");
+        assert!(
+            body.contains(&format!("# TYPE {family} histogram")),
+            "{body}"
+        );
+        assert!(
+            body.contains(&format!("{family}_bucket{{le=\"0.001\"}}")),
+            "{body}"
+        );
+        let count = format!("{family}_count ");
+        let inf = format!("{family}_bucket{{le=\"+Inf\"}} ");
+        let value = |prefix: &str| {
+            let line = body.lines().find(|l| l.starts_with(prefix)).expect(prefix);
+            line[prefix.len()..].parse::<u64>().unwrap()
+        };
+        assert_eq!(value(&count), value(&inf), "{body}");
+    }
+    // Both members announced themselves on connecting.
+    let announces = "gopherdiscovery_answers_total{kind=\"announce\"} ";
+    let line = body
+        .lines()
+        .find(|l| l.starts_with(announces))
+        .expect(announces);
+    assert!(
+        line[announces.len()..].parse::<u64>().unwrap() >= 1,
+        "{body}"
+    );
     assert!(
         !body.contains("# EOF"),
         "Prometheus text format, not OpenMetrics: {body}"

@@ -260,6 +260,14 @@ class SubscriberRef {
     return {epoch, seq};
   }
 
+  /// State, view, connections and counters now (the C struct, filled).
+  gd_subscriber_stats stats() const {
+    gd_subscriber_stats s{};
+    s.struct_size = sizeof s;
+    detail::check(gd_subscriber_stats_get(handle_, &s));
+    return s;
+  }
+
   /// Replaces the peer-list callback (empty: none). When there is a current
   /// list, `f` is called with it on this thread before this returns.
   void on_peers(PeersCallback f) {
@@ -373,6 +381,14 @@ class Server {
   std::string publish_url() const { return url(GD_SOCKET_PUBLISH); }
   std::string snapshot_url() const { return url(GD_SOCKET_SNAPSHOT); }
 
+  /// What the server took, dropped and sent so far (the C struct, filled).
+  gd_server_stats stats() const {
+    gd_server_stats s{};
+    s.struct_size = sizeof s;
+    detail::check(gd_server_stats_get(handle_, &s));
+    return s;
+  }
+
   /// Stops the server. Idempotent.
   void close() {
     gd_result rc = gd_server_close(std::exchange(handle_, nullptr));
@@ -431,6 +447,39 @@ class Client {
   void set_metadata(const Metadata& md) {
     std::vector<gd_metadata_entry> e = detail::entries(md);
     detail::check(gd_client_set_metadata(handle_, e.empty() ? nullptr : e.data(), e.size()));
+  }
+
+  /// One survey URL's part of ClientStats; `url` is a copy.
+  struct SurveyUrlStats {
+    std::string url;
+    bool connected;
+    std::uint64_t surveys_answered;
+    std::uint64_t announces_sent;
+    std::int64_t last_survey_age_ms;  ///< -1: never surveyed
+  };
+
+  /// What the client did so far, in all and per survey URL (same names as C).
+  struct Stats {
+    std::uint64_t connections;
+    std::uint64_t surveys_answered;
+    std::uint64_t announces_sent;
+    std::int64_t last_survey_age_ms;  ///< -1: never surveyed
+    std::vector<SurveyUrlStats> survey_urls;
+  };
+
+  Stats stats() const {
+    gd_client_stats c{};
+    c.struct_size = sizeof c;
+    detail::check(gd_client_stats_get(handle_, &c));
+    Stats s{c.connections, c.surveys_answered, c.announces_sent, c.last_survey_age_ms, {}};
+    for (std::size_t i = 0; i < c.survey_url_count; i++) {
+      gd_survey_url_stats u{};
+      u.struct_size = sizeof u;
+      detail::check(gd_client_survey_url_stats_get(handle_, i, &u));
+      s.survey_urls.push_back({u.url, u.connected, u.surveys_answered, u.announces_sent,
+                               u.last_survey_age_ms});
+    }
+    return s;
   }
 
   /// True when built with ClientOptions::watch.

@@ -58,6 +58,10 @@ impl ClientCore {
     }
 
     /// Replaces the metadata; every server publishes "updated" at once.
+    fn stats(&self, py: Python<'_>) -> PyResult<crate::stats::ClientStats> {
+        self.with(py, |c| c.stats().into())
+    }
+
     fn set_metadata(&self, py: Python<'_>, metadata: &Bound<'_, PyAny>) -> PyResult<()> {
         let md = convert::metadata(Some(metadata))?;
         self.with(py, |c| c.set_metadata(md))?

@@ -27,6 +27,7 @@ mod feed;
 mod handle;
 mod objects;
 mod server;
+mod stats;
 mod subscriber;
 
 /// The version of the NNG library linked in, e.g. ``"1.11.0"``.
@@ -46,6 +47,15 @@ fn _gopherdiscovery(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<feed::Cursor>()?;
     m.add_class::<subscriber::SubscriberCore>()?;
     m.add_class::<client::ClientCore>()?;
+    m.add_class::<stats::ServerStats>()?;
+    m.add_class::<stats::Histogram>()?;
+    m.add_class::<stats::SubscriberStats>()?;
+    m.add_class::<stats::ClientStats>()?;
+    m.add_class::<stats::SurveyUrlStats>()?;
+    m.add(
+        "HISTOGRAM_BOUNDS_SECONDS",
+        gopherdiscovery::HISTOGRAM_BOUNDS_SECONDS.to_vec(),
+    )?;
     m.add("__version__", gopherdiscovery::VERSION)?;
     m.add("WIRE_VERSION", gopherdiscovery::WIRE_VERSION)?;
     m.add_function(wrap_pyfunction!(nng_version, m)?)?;

@@ -90,6 +90,11 @@ impl Server {
         self.with(py, |s| s.epoch())
     }
 
+    /// What the server took, dropped and sent so far (the numbers of `/metrics`).
+    fn stats(&self, py: Python<'_>) -> PyResult<crate::stats::ServerStats> {
+        self.with(py, |s| s.stats().into())
+    }
+
     /// True after `close()`.
     #[getter]
     fn closed(&self) -> bool {

@@ -79,6 +79,11 @@ impl SubscriberCore {
         self.with(py, |s| s.position())
     }
 
+    /// State, view, connections and counters now.
+    fn stats(&self, py: Python<'_>) -> PyResult<crate::stats::SubscriberStats> {
+        self.with(py, |s| s.stats().into())
+    }
+
     /// Snapshots fetched after the first one (gaps, new epochs, digest mismatches).
     #[getter]
     fn resyncs(&self, py: Python<'_>) -> PyResult<u64> {

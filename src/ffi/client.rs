@@ -5,6 +5,7 @@ use std::ffi::c_char;
 use std::ptr::NonNull;
 use std::time::Duration;
 
+use super::{age_ms, to_cstring, write_stats, SizedStats};
 use super::{
     gd_metadata_entry, gd_result, gd_subscriber, gd_subscriber_options, guard, init_options,
     read_metadata, read_options, req_str, run, slice, Fail, Handle, SizedOptions,
@@ -69,6 +70,8 @@ pub struct gd_client {
     /// `client`, as the Rust `Client` does.
     watch: Option<NonNull<gd_subscriber>>,
     client: Client,
+    /// The survey URLs as given, for `gd_survey_url_stats.url`.
+    urls: Vec<std::ffi::CString>,
 }
 
 impl gd_client {
@@ -173,7 +176,14 @@ pub unsafe extern "C" fn gd_client_join(
             let sub = unsafe { gd_subscriber::start(o.watch, true) }?;
             Some(NonNull::from(Box::leak(Box::new(sub))))
         };
-        let c = gd_client { watch, client };
+        let urls = (client.stats().survey_urls.iter())
+            .map(|u| to_cstring(&u.url))
+            .collect();
+        let c = gd_client {
+            watch,
+            client,
+            urls,
+        };
         // SAFETY: `out` is not NULL (checked first), so writable by our contract.
         unsafe { gd_client::give(out, c) };
         if let Some(w) = watch {
@@ -269,5 +279,134 @@ pub unsafe extern "C" fn gd_client_close(client: *mut gd_client) -> gd_result {
         // `stop_callbacks` returned no callback uses the client.
         drop(unsafe { gd_client::take(client) });
         Ok(())
+    })
+}
+
+/// What a client did so far, in all (`gd_client_stats_get`); per survey URL with
+/// `gd_client_survey_url_stats_get`. Names as in the Rust `ClientStats`. Set
+/// `struct_size = sizeof(gd_client_stats)` before the call: the library fills
+/// only the fields that fit in it (so a binary built against an older header
+/// keeps working) and sets it to the bytes it wrote.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct gd_client_stats {
+    /// `sizeof(gd_client_stats)` as the caller was compiled, set by the caller;
+    /// on return, the bytes the library wrote.
+    pub struct_size: usize,
+    /// Live connections to servers.
+    pub connections: u64,
+    /// Surveys answered (from every server).
+    pub surveys_answered: u64,
+    /// Announces sent (one per new connection and per metadata change).
+    pub announces_sent: u64,
+    /// Milliseconds since the last survey; -1: never surveyed.
+    pub last_survey_age_ms: i64,
+    /// Survey URLs the client dials: indexes for `gd_client_survey_url_stats_get`.
+    pub survey_url_count: usize,
+}
+
+// SAFETY: `repr(C)`, starts with `struct_size: usize`; plain integers after.
+unsafe impl SizedStats for gd_client_stats {
+    const NAME: &'static str = "gd_client_stats";
+}
+
+/// One survey URL's part of a client's statistics
+/// (`gd_client_survey_url_stats_get`), so a member can see which server does not
+/// survey it. Set `struct_size = sizeof(gd_survey_url_stats)` before the call,
+/// as for `gd_client_stats`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct gd_survey_url_stats {
+    /// `sizeof(gd_survey_url_stats)` as the caller was compiled, set by the
+    /// caller; on return, the bytes the library wrote.
+    pub struct_size: usize,
+    /// The URL as given, NUL-terminated. **Lifetime:** owned by the client,
+    /// valid until `gd_client_close`; do not free it.
+    pub url: *const c_char,
+    /// A connection to it is up.
+    pub connected: bool,
+    /// Surveys answered on its connections.
+    pub surveys_answered: u64,
+    /// Announces sent on its connections.
+    pub announces_sent: u64,
+    /// Milliseconds since its last survey; -1: never surveyed.
+    pub last_survey_age_ms: i64,
+}
+
+// SAFETY: `repr(C)`, starts with `struct_size: usize`; a pointer, a bool the
+// library writes as 0 or 1, and integers after.
+unsafe impl SizedStats for gd_survey_url_stats {
+    const NAME: &'static str = "gd_survey_url_stats";
+}
+
+/// Fills `*out` with what `client` did so far, in all. Set `out->struct_size =
+/// sizeof(gd_client_stats)` first. Any thread, callbacks included. `out` is
+/// owned by the caller and written only during the call.
+///
+/// Errors: `GD_INVALID_OPTION` (`client` or `out` NULL, `struct_size` not set).
+///
+/// # Safety
+/// `client` is NULL or a client from `gd_client_join` not yet closed; `out` is
+/// NULL or a `gd_client_stats` whose `struct_size` bytes are writable.
+#[no_mangle]
+pub unsafe extern "C" fn gd_client_stats_get(
+    client: *const gd_client,
+    out: *mut gd_client_stats,
+) -> gd_result {
+    run("gd_client_stats_get", || {
+        // SAFETY: our contract on `client` is `borrow`'s.
+        let c = unsafe { gd_client::borrow(client) }?;
+        let st = c.client.stats();
+        let stats = gd_client_stats {
+            struct_size: std::mem::size_of::<gd_client_stats>(),
+            connections: st.connections as u64,
+            surveys_answered: st.surveys_answered,
+            announces_sent: st.announces_sent,
+            last_survey_age_ms: age_ms(st.last_survey_age),
+            survey_url_count: st.survey_urls.len(),
+        };
+        // SAFETY: our contract on `out` is `write_stats`'s.
+        unsafe { write_stats(out, stats) }
+    })
+}
+
+/// Fills `*out` with the statistics of survey URL `index` of `client` (in the
+/// order given to `gd_client_join`; `index < gd_client_stats.survey_url_count`).
+/// Set `out->struct_size = sizeof(gd_survey_url_stats)` first. Any thread.
+/// `out` is owned by the caller and written only during the call; `out->url`
+/// is owned by the client (valid until `gd_client_close`).
+///
+/// Errors: `GD_INVALID_OPTION` (`client` or `out` NULL, `struct_size` not set,
+/// `index` out of range).
+///
+/// # Safety
+/// `client` is NULL or a client from `gd_client_join` not yet closed; `out` is
+/// NULL or a `gd_survey_url_stats` whose `struct_size` bytes are writable.
+#[no_mangle]
+pub unsafe extern "C" fn gd_client_survey_url_stats_get(
+    client: *const gd_client,
+    index: usize,
+    out: *mut gd_survey_url_stats,
+) -> gd_result {
+    run("gd_client_survey_url_stats_get", || {
+        // SAFETY: our contract on `client` is `borrow`'s.
+        let c = unsafe { gd_client::borrow(client) }?;
+        let all = c.client.stats().survey_urls;
+        let (Some(u), Some(url)) = (all.get(index), c.urls.get(index)) else {
+            return Err(Fail::invalid(format!(
+                "index {index} is out of range (the client has {} survey URLs)",
+                all.len()
+            )));
+        };
+        let stats = gd_survey_url_stats {
+            struct_size: std::mem::size_of::<gd_survey_url_stats>(),
+            url: url.as_ptr(),
+            connected: u.connected,
+            surveys_answered: u.surveys_answered,
+            announces_sent: u.announces_sent,
+            last_survey_age_ms: age_ms(u.last_survey_age),
+        };
+        // SAFETY: our contract on `out` is `write_stats`'s.
+        unsafe { write_stats(out, stats) }
     })
 }

@@ -439,6 +439,60 @@ pub(crate) unsafe fn init_options<T: SizedOptions>(name: &str, p: *mut T) -> gd_
     })
 }
 
+/// A statistics struct the library fills: `repr(C)`, starting with
+/// `size_t struct_size` that the caller sets to the size it was compiled with.
+///
+/// # Safety
+/// `Self` is `repr(C)` and starts with a `usize`; every field is plain data
+/// (integers, bools, enums, pointers).
+pub(crate) unsafe trait SizedStats: Copy {
+    /// The type's name in messages.
+    const NAME: &'static str;
+}
+
+/// Writes `value` into the caller's statistics struct at `p`: only the first
+/// `struct_size` bytes (the fields an older caller knows), then `struct_size`
+/// set to the bytes written. A `struct_size` that is not a plausible size
+/// (smaller than its own field, not a multiple of 8, or far beyond this
+/// version's struct) is refused with `GD_INVALID_OPTION`, the struct untouched.
+///
+/// # Safety
+/// `p` is NULL or points to a struct that starts with a readable `usize`
+/// `struct_size`, and `struct_size` bytes at `p` are writable.
+pub(crate) unsafe fn write_stats<T: SizedStats>(p: *mut T, value: T) -> Result<(), Fail> {
+    if p.is_null() {
+        return Err(Fail::invalid("out is NULL"));
+    }
+    let ours = std::mem::size_of::<T>();
+    // SAFETY: `p` is not NULL and, by our contract, starts with a readable
+    // `usize` (unaligned read: the caller's struct may be packed differently).
+    let size = unsafe { std::ptr::read_unaligned(p.cast::<usize>()) };
+    const SLACK: usize = 4096;
+    let word = std::mem::size_of::<usize>();
+    if size < word || size > ours + SLACK || size % std::mem::align_of::<T>() != 0 {
+        return Err(Fail::invalid(format!(
+            "{}.struct_size is {size}: set it to sizeof({})",
+            T::NAME,
+            T::NAME
+        )));
+    }
+    let n = size.min(ours);
+    let src = (&value as *const T).cast::<u8>();
+    // SAFETY: `n` bytes are readable at `src` (`n <= size_of::<T>()`) and
+    // writable at `p` (`n <= struct_size`, our contract); a local and the
+    // caller's memory do not overlap; `u8` has no alignment.
+    unsafe { std::ptr::copy_nonoverlapping(src, p.cast::<u8>(), n) };
+    // SAFETY: `struct_size` is the first `usize` at `p`, writable by our
+    // contract (any alignment).
+    unsafe { std::ptr::write_unaligned(p.cast::<usize>(), n) };
+    Ok(())
+}
+
+/// An age for C: milliseconds, -1 for none.
+pub(crate) fn age_ms(d: Option<std::time::Duration>) -> i64 {
+    d.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// A `&'static CStr` from a byte literal ending in its NUL (checked at compile
 /// time when used in a `const`).
 pub(crate) const fn cstr(bytes: &'static [u8]) -> &'static CStr {

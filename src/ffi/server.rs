@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use super::{gd_result, guard};
 use super::{init_options, read_options, run, to_cstring, url_or, Fail, Handle, SizedOptions};
+use super::{write_stats, SizedStats};
 use crate::member::Limits;
 use crate::net::{DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL, DEFAULT_SURVEY_URL};
-use crate::server::Server;
+use crate::server::{Histogram, Server, ServerStats, HISTOGRAM_BOUNDS_SECONDS, HISTOGRAM_BUCKETS};
 
 /// Settings of `gd_server_start`. Fill it with `gd_server_options_init`, then
 /// change what you need. Strings are read only during `gd_server_start`.
@@ -76,8 +77,7 @@ pub enum gd_socket {
 
 /// A running discovery server (opaque).
 pub struct gd_server {
-    /// Held for its `Drop`, which stops the server.
-    #[allow(dead_code)]
+    /// The server (its `Drop` stops it).
     server: Server,
     /// The bound URLs, indexed by `gd_socket - 1`, kept as C strings for `gd_server_url`.
     urls: [Option<CString>; 4],
@@ -215,3 +215,202 @@ pub unsafe extern "C" fn gd_server_close(server: *mut gd_server) -> gd_result {
         Ok(())
     })
 }
+
+/// A histogram of durations with fixed buckets (in `gd_server_stats`).
+/// Bucket `i` counts the observations at most `gd_histogram_bounds()[i]` seconds
+/// and above the bound before; the last bucket those above the largest bound
+/// (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5 s).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct gd_histogram {
+    /// Observations per bucket (not cumulative).
+    pub buckets: [u64; 13],
+    /// Observations in all.
+    pub count: u64,
+    /// Sum of the observations, in microseconds.
+    pub sum_micros: u64,
+}
+
+impl From<Histogram> for gd_histogram {
+    fn from(h: Histogram) -> gd_histogram {
+        gd_histogram {
+            buckets: h.buckets,
+            count: h.count,
+            sum_micros: h.sum_micros,
+        }
+    }
+}
+
+/// What a server took, dropped and sent so far (`gd_server_stats_get`): the same
+/// numbers as the CLI's `/metrics`, under the names of the Rust `ServerStats`.
+/// Set `struct_size = sizeof(gd_server_stats)` before the call: the library
+/// fills only the fields that fit in it (so a binary built against an older
+/// header keeps working) and sets it to the bytes it wrote.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct gd_server_stats {
+    /// `sizeof(gd_server_stats)` as the caller was compiled, set by the caller;
+    /// on return, the bytes the library wrote.
+    pub struct_size: usize,
+    /// Native answers to a survey taken.
+    pub answers: u64,
+    /// Native announces taken: answers a client sent unasked on a new connection
+    /// or after a metadata change (not counted in `answers`).
+    pub announces: u64,
+    /// Legacy raw-string answers taken.
+    pub legacy_answers: u64,
+    /// Answers dropped: not a valid answer (garbage, bad UTF-8, empty name, unknown version…).
+    pub dropped_malformed: u64,
+    /// Answers dropped: larger than name + metadata limits allow.
+    pub dropped_oversize: u64,
+    /// Answers dropped: a name, metadata key or value with a control character
+    /// (NUL, newline, escape…).
+    pub dropped_control: u64,
+    /// Answers dropped: a name with `|` while a legacy publish URL is configured
+    /// (the legacy list could not represent it).
+    pub dropped_legacy_name: u64,
+    /// Answers dropped: their SP header is not a survey id (4 bytes, high bit set).
+    pub dropped_survey_id: u64,
+    /// Answers dropped: the table holds `max_members` already (the table is full).
+    pub dropped_full: u64,
+    /// Answers dropped: the members' encoded size (a snapshot) would exceed the
+    /// snapshot budget, `limits.max_snapshot` (the table is full).
+    pub dropped_budget: u64,
+    /// Answers dropped: their connection carries `max_members_per_connection`
+    /// members already.
+    pub dropped_per_connection: u64,
+    /// Snapshot requests dropped: not a valid request.
+    pub dropped_requests: u64,
+    /// Snapshot requests dropped: the same connection was sent the snapshot of
+    /// the same seq less than an interval ago.
+    pub dropped_repeat_requests: u64,
+    /// Connections closed as they came: their socket had `max_connections` already.
+    pub refused_connections: u64,
+    /// Survey connections closed because no answer was taken from them for
+    /// `evict_after` rounds (idle, garbage only, or refused answers only).
+    pub closed_idle: u64,
+    /// Surveys sent (regular and early).
+    pub surveys: u64,
+    /// Delta publications sent.
+    pub deltas: u64,
+    /// Heartbeat publications sent.
+    pub heartbeats: u64,
+    /// Snapshots served.
+    pub snapshots: u64,
+    /// Early surveys (to new connections only), a part of `surveys`.
+    pub early_surveys: u64,
+    /// Survey rounds completed (deadline reached and answers folded in).
+    pub rounds: u64,
+    /// Members that joined (restarts included).
+    pub joined: u64,
+    /// Members that left because their connection closed.
+    pub left_closed: u64,
+    /// Members that left after `evict_after` missed surveys.
+    pub left_timeout: u64,
+    /// Members that restarted (a new incarnation under the same name).
+    pub restarted: u64,
+    /// Members whose metadata changed.
+    pub updated: u64,
+    /// Members that left and came back within 60 s.
+    pub flaps: u64,
+    /// Bytes of delta publications sent.
+    pub delta_bytes: u64,
+    /// Bytes of heartbeat publications sent.
+    pub heartbeat_bytes: u64,
+    /// Bytes of snapshots served.
+    pub snapshot_bytes: u64,
+    /// Connections opened on the survey socket.
+    pub survey_connections_opened: u64,
+    /// Connections closed on the survey socket.
+    pub survey_connections_closed: u64,
+    /// Connections opened on the publish socket (subscribers).
+    pub publish_connections_opened: u64,
+    /// Connections closed on the publish socket.
+    pub publish_connections_closed: u64,
+    /// Time from a survey sent to an answer to it taken (announces excluded).
+    pub answer_latency: gd_histogram,
+    /// How late each regular survey round started against its schedule.
+    pub round_lag: gd_histogram,
+}
+
+// SAFETY: `repr(C)`, starts with `struct_size: usize`; plain integers after.
+unsafe impl SizedStats for gd_server_stats {
+    const NAME: &'static str = "gd_server_stats";
+}
+
+fn server_stats(s: ServerStats) -> gd_server_stats {
+    gd_server_stats {
+        struct_size: std::mem::size_of::<gd_server_stats>(),
+        answers: s.answers,
+        announces: s.announces,
+        legacy_answers: s.legacy_answers,
+        dropped_malformed: s.dropped_malformed,
+        dropped_oversize: s.dropped_oversize,
+        dropped_control: s.dropped_control,
+        dropped_legacy_name: s.dropped_legacy_name,
+        dropped_survey_id: s.dropped_survey_id,
+        dropped_full: s.dropped_full,
+        dropped_budget: s.dropped_budget,
+        dropped_per_connection: s.dropped_per_connection,
+        dropped_requests: s.dropped_requests,
+        dropped_repeat_requests: s.dropped_repeat_requests,
+        refused_connections: s.refused_connections,
+        closed_idle: s.closed_idle,
+        surveys: s.surveys,
+        deltas: s.deltas,
+        heartbeats: s.heartbeats,
+        snapshots: s.snapshots,
+        early_surveys: s.early_surveys,
+        rounds: s.rounds,
+        joined: s.joined,
+        left_closed: s.left_closed,
+        left_timeout: s.left_timeout,
+        restarted: s.restarted,
+        updated: s.updated,
+        flaps: s.flaps,
+        delta_bytes: s.delta_bytes,
+        heartbeat_bytes: s.heartbeat_bytes,
+        snapshot_bytes: s.snapshot_bytes,
+        survey_connections_opened: s.survey_connections_opened,
+        survey_connections_closed: s.survey_connections_closed,
+        publish_connections_opened: s.publish_connections_opened,
+        publish_connections_closed: s.publish_connections_closed,
+        answer_latency: s.answer_latency.into(),
+        round_lag: s.round_lag.into(),
+    }
+}
+
+/// Fills `*out` with what `server` took, dropped and sent so far. Set
+/// `out->struct_size = sizeof(gd_server_stats)` first (see `gd_server_stats`).
+/// Any thread. `out` is owned by the caller and written only during the call.
+///
+/// Errors: `GD_INVALID_OPTION` (`server` or `out` NULL, `struct_size` not set).
+///
+/// # Safety
+/// `server` is NULL or a server from `gd_server_start` not yet closed; `out` is
+/// NULL or a `gd_server_stats` whose `struct_size` bytes are writable.
+#[no_mangle]
+pub unsafe extern "C" fn gd_server_stats_get(
+    server: *const gd_server,
+    out: *mut gd_server_stats,
+) -> gd_result {
+    run("gd_server_stats_get", || {
+        // SAFETY: our contract on `server` is `borrow`'s.
+        let s = unsafe { gd_server::borrow(server) }?;
+        let stats = server_stats(s.server.stats());
+        // SAFETY: our contract on `out` is `write_stats`'s.
+        unsafe { write_stats(out, stats) }
+    })
+}
+
+/// The upper bounds, in seconds, of the buckets of a `gd_histogram` but the
+/// last: 12 values in increasing order. A static array, never NULL, never freed.
+#[no_mangle]
+pub extern "C" fn gd_histogram_bounds() -> *const f64 {
+    HISTOGRAM_BOUNDS_SECONDS.as_ptr()
+}
+
+const _: () = assert!(
+    HISTOGRAM_BUCKETS == 13,
+    "gd_histogram.buckets has 13 entries"
+);

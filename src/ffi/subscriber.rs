@@ -16,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::Duration;
 
+use super::{age_ms, write_stats, SizedStats};
 use super::{
     cstr, gd_metadata_entry, gd_result, guard, init_options, name_in, read_options, run,
     to_cstring, url_or, CStrings, Fail, Handle, SizedOptions,
@@ -728,14 +729,95 @@ pub unsafe extern "C" fn gd_subscriber_state(
         if out.is_null() {
             return Err(Fail::invalid("out is NULL"));
         }
-        let state = match s.sub.state() {
-            State::Syncing => gd_state::GD_STATE_SYNCING,
-            State::Live => gd_state::GD_STATE_LIVE,
-            State::Stale => gd_state::GD_STATE_STALE,
-        };
+        let state = c_state(s.sub.state());
         // SAFETY: `out` is not NULL (checked above), so writable by our contract.
         unsafe { out.write(state) };
         Ok(())
+    })
+}
+
+fn c_state(s: State) -> gd_state {
+    match s {
+        State::Syncing => gd_state::GD_STATE_SYNCING,
+        State::Live => gd_state::GD_STATE_LIVE,
+        State::Stale => gd_state::GD_STATE_STALE,
+    }
+}
+
+/// What a subscriber sees now (`gd_subscriber_stats_get`), under the names of the
+/// Rust `SubscriberStats`. Set `struct_size = sizeof(gd_subscriber_stats)`
+/// before the call: the library fills only the fields that fit in it (so a
+/// binary built against an older header keeps working) and sets it to the
+/// bytes it wrote.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct gd_subscriber_stats {
+    /// `sizeof(gd_subscriber_stats)` as the caller was compiled, set by the
+    /// caller; on return, the bytes the library wrote.
+    pub struct_size: usize,
+    /// Syncing, live or stale (a `gd_state` value).
+    pub state: gd_state,
+    /// Members in the view.
+    pub members: u64,
+    /// Epoch of the view (0 before the first view and for a legacy publisher).
+    pub epoch: u64,
+    /// Seq of the view.
+    pub seq: u64,
+    /// Live connections to the publish URL.
+    pub publish_connections: u64,
+    /// Live connections to the snapshot URL (0 for a legacy publisher).
+    pub snapshot_connections: u64,
+    /// Publications received (deltas, heartbeats, legacy lists).
+    pub publications: u64,
+    /// Milliseconds since the last publication; -1: none yet.
+    pub last_publication_age_ms: i64,
+    /// Snapshots fetched after the first.
+    pub resyncs: u64,
+    /// Publications dropped as malformed.
+    pub dropped: u64,
+}
+
+// SAFETY: `repr(C)`, starts with `struct_size: usize`; an `i32` enum and plain
+// integers after (the library writes only valid `gd_state` values).
+unsafe impl SizedStats for gd_subscriber_stats {
+    const NAME: &'static str = "gd_subscriber_stats";
+}
+
+/// Fills `*out` with what `sub` sees now. Set `out->struct_size =
+/// sizeof(gd_subscriber_stats)` first (see `gd_subscriber_stats`). Any thread,
+/// callbacks included. `out` is owned by the caller and written only during the
+/// call.
+///
+/// Errors: `GD_INVALID_OPTION` (`sub` or `out` NULL, `struct_size` not set).
+///
+/// # Safety
+/// `sub` is NULL or a subscriber from `gd_subscriber_open` or
+/// `gd_client_subscriber` whose owner is not yet closed; `out` is NULL or a
+/// `gd_subscriber_stats` whose `struct_size` bytes are writable.
+#[no_mangle]
+pub unsafe extern "C" fn gd_subscriber_stats_get(
+    sub: *const gd_subscriber,
+    out: *mut gd_subscriber_stats,
+) -> gd_result {
+    run("gd_subscriber_stats_get", || {
+        // SAFETY: our contract on `sub` is `borrow`'s.
+        let s = unsafe { gd_subscriber::borrow(sub) }?;
+        let st = s.sub.stats();
+        let stats = gd_subscriber_stats {
+            struct_size: std::mem::size_of::<gd_subscriber_stats>(),
+            state: c_state(st.state),
+            members: st.members as u64,
+            epoch: st.epoch,
+            seq: st.seq,
+            publish_connections: st.publish_connections,
+            snapshot_connections: st.snapshot_connections,
+            publications: st.publications,
+            last_publication_age_ms: age_ms(st.last_publication_age),
+            resyncs: st.resyncs,
+            dropped: st.dropped,
+        };
+        // SAFETY: our contract on `out` is `write_stats`'s.
+        unsafe { write_stats(out, stats) }
     })
 }
 

@@ -90,7 +90,7 @@ check "header compiles as C99 (-Wall -Wextra -Wpedantic -Werror)" \
   gcc "${CFLAGS[@]}" -c tests/c/header_check.c -o "$B/c/header_check_c.o"
 check "header compiles as C++17 (-Wall -Wextra -Wpedantic -Werror)" \
   g++ -x c++ "${CXXFLAGS[@]}" -c tests/c/header_check.c -o "$B/c/header_check_cpp.o"
-for prog in examples/c/server examples/c/member tests/c/watch tests/c/test_api tests/c/test_cycles; do
+for prog in examples/c/server examples/c/member tests/c/watch tests/c/stats tests/c/test_api tests/c/test_cycles; do
   check "build $prog.c (C99, -Werror, static)" gcc "${CFLAGS[@]}" "$prog.c" -o "$B/c/$(basename "$prog")" "${STATIC[@]}"
 done
 check "build examples/cpp/member.cpp (C++17, -Werror, static)" \

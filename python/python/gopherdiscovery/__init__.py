@@ -40,10 +40,13 @@ from ._gopherdiscovery import (
     DEFAULT_PUBLISH_URL,
     DEFAULT_SNAPSHOT_URL,
     DEFAULT_SURVEY_URL,
+    HISTOGRAM_BOUNDS_SECONDS,
     AddressInUseError,
+    ClientStats,
     ClosedError,
     Error,
     Event,
+    Histogram,
     InvalidMemberError,
     InvalidOptionError,
     InvalidUrlError,
@@ -51,7 +54,10 @@ from ._gopherdiscovery import (
     Member,
     ProtocolError,
     Server,
+    ServerStats,
     ServerUrls,
+    SubscriberStats,
+    SurveyUrlStats,
     TimeoutError,
     TransportError,
     Update,
@@ -64,12 +70,15 @@ __all__ = [
     "DEFAULT_PUBLISH_URL",
     "DEFAULT_SNAPSHOT_URL",
     "DEFAULT_SURVEY_URL",
+    "HISTOGRAM_BOUNDS_SECONDS",
     "AddressInUseError",
     "AsyncPeerChanges",
     "Client",
+    "ClientStats",
     "ClosedError",
     "Error",
     "Event",
+    "Histogram",
     "InvalidMemberError",
     "InvalidOptionError",
     "InvalidUrlError",
@@ -78,9 +87,12 @@ __all__ = [
     "PeerChanges",
     "ProtocolError",
     "Server",
+    "ServerStats",
     "ServerUrls",
     "State",
     "Subscriber",
+    "SubscriberStats",
+    "SurveyUrlStats",
     "TimeoutError",
     "TransportError",
     "Update",
@@ -410,6 +422,10 @@ class _Watching:
         """One of "syncing" (no snapshot yet), "live" or "stale" (no heartbeat lately)."""
         return self._sub().state
 
+    def subscriber_stats(self) -> SubscriberStats:
+        """State, view, connections and counters of the subscriber now."""
+        return self._sub().stats()
+
     def _dispatch(self) -> _Dispatcher:
         sub = self._sub()
         with self._lock:
@@ -508,6 +524,10 @@ class Subscriber(_Watching):
         """True after ``close()``."""
         return self._closed
 
+    def stats(self) -> SubscriberStats:
+        """State, view, connections and counters now (``subscriber_stats()``)."""
+        return self.subscriber_stats()
+
     def close(self) -> None:
         """Stops the subscriber and its dispatcher. Idempotent; safe from any thread,
         including from inside a callback."""
@@ -582,6 +602,12 @@ class Client(_Watching):
     def watching(self) -> bool:
         """True when made with ``publish=`` (peers, members and callbacks work)."""
         return self._subscriber is not None
+
+    def stats(self) -> ClientStats:
+        """Connections, surveys answered, announces sent and the last survey's
+        age, in all and per survey URL (``survey_urls``): shows a server that does
+        not survey this member. A watching client's subscriber: ``subscriber_stats()``."""
+        return self._client.stats()
 
     def set_metadata(self, metadata: Mapping[str, str]) -> None:
         """Replaces the metadata; servers publish an "updated" event at once."""

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gopherdiscovery::{LoggedEvent, MemberInfo, Server, ServerStats, ServerStatus};
+use gopherdiscovery::{Histogram, LoggedEvent, MemberInfo, Server, ServerStats, ServerStatus};
 use prometheus_client::encoding::text::encode_registry;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -186,6 +187,26 @@ fn gauge(reg: &mut Registry, name: &str, help: &str, v: i64) {
     reg.register(name, help, g);
 }
 
+/// A histogram read from the server's fixed buckets at scrape time.
+#[derive(Debug)]
+struct Fixed(Histogram);
+
+impl EncodeMetric for Fixed {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        // Per-bucket counts: the encoder makes them cumulative.
+        let bounds = gopherdiscovery::HISTOGRAM_BOUNDS_SECONDS;
+        let buckets: Vec<(f64, u64)> = (self.0.buckets.iter().enumerate())
+            .map(|(i, n)| (bounds.get(i).copied().unwrap_or(f64::INFINITY), *n))
+            .collect();
+        let sum = self.0.sum_micros as f64 / 1e6;
+        encoder.encode_histogram::<NoLabelSet>(sum, self.0.count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
 fn gauge_f(reg: &mut Registry, name: &str, help: &str, v: f64) {
     let g = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
     g.set(v);
@@ -277,12 +298,22 @@ pub fn metrics(st: &ServerStatus, s: &ServerStats) -> String {
     counter_family(
         &mut reg,
         "answers",
-        "Answers taken, by kind (announces are counted among native answers for now)",
+        "Answers taken, by kind (native and legacy answers to surveys; announces a member sent unasked)",
         &[
             (&[("kind", "native")], s.answers),
             (&[("kind", "legacy")], s.legacy_answers),
-            (&[("kind", "announce")], 0),
+            (&[("kind", "announce")], s.announces),
         ],
+    );
+    reg.register(
+        "answer_latency_seconds",
+        "Time from a survey sent to an answer to it taken",
+        Fixed(s.answer_latency),
+    );
+    reg.register(
+        "round_lag_seconds",
+        "How late each regular survey round started against its schedule",
+        Fixed(s.round_lag),
     );
     counter_family(
         &mut reg,

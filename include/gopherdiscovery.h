@@ -437,15 +437,15 @@ typedef struct gd_client_options {
 } gd_client_options;
 
 /**
- * What a client did so far, in all (`gd_client_stats_get`); per survey URL with
- * `gd_client_survey_url_stats_get`. Names as in the Rust `ClientStats`. Set
- * `struct_size = sizeof(gd_client_stats)` before the call: the library fills
+ * What a client did so far, in all (`gd_client_stats`); per survey URL with
+ * `gd_client_survey_url_stats`. Names as in the Rust `ClientStats`. Set
+ * `struct_size = sizeof(gd_client_statistics)` before the call: the library fills
  * only the fields that fit in it (so a binary built against an older header
  * keeps working) and sets it to the bytes it wrote.
  */
-typedef struct gd_client_stats {
+typedef struct gd_client_statistics {
   /**
-   * `sizeof(gd_client_stats)` as the caller was compiled, set by the caller;
+   * `sizeof(gd_client_statistics)` as the caller was compiled, set by the caller;
    * on return, the bytes the library wrote.
    */
   size_t struct_size;
@@ -466,20 +466,20 @@ typedef struct gd_client_stats {
    */
   int64_t last_survey_age_ms;
   /**
-   * Survey URLs the client dials: indexes for `gd_client_survey_url_stats_get`.
+   * Survey URLs the client dials: indexes for `gd_client_survey_url_stats`.
    */
   size_t survey_url_count;
-} gd_client_stats;
+} gd_client_statistics;
 
 /**
  * One survey URL's part of a client's statistics
- * (`gd_client_survey_url_stats_get`), so a member can see which server does not
- * survey it. Set `struct_size = sizeof(gd_survey_url_stats)` before the call,
- * as for `gd_client_stats`.
+ * (`gd_client_survey_url_stats`), so a member can see which server does not
+ * survey it. Set `struct_size = sizeof(gd_survey_url_statistics)` before the call,
+ * as for `gd_client_statistics`.
  */
-typedef struct gd_survey_url_stats {
+typedef struct gd_survey_url_statistics {
   /**
-   * `sizeof(gd_survey_url_stats)` as the caller was compiled, set by the
+   * `sizeof(gd_survey_url_statistics)` as the caller was compiled, set by the
    * caller; on return, the bytes the library wrote.
    */
   size_t struct_size;
@@ -504,7 +504,7 @@ typedef struct gd_survey_url_stats {
    * Milliseconds since its last survey; -1: never surveyed.
    */
   int64_t last_survey_age_ms;
-} gd_survey_url_stats;
+} gd_survey_url_statistics;
 
 /**
  * Settings of `gd_server_start`. Fill it with `gd_server_options_init`, then
@@ -557,7 +557,7 @@ typedef struct gd_server_options {
 } gd_server_options;
 
 /**
- * A histogram of durations with fixed buckets (in `gd_server_stats`).
+ * A histogram of durations with fixed buckets (in `gd_server_statistics`).
  * Bucket `i` counts the observations at most `gd_histogram_bounds()[i]` seconds
  * and above the bound before; the last bucket those above the largest bound
  * (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5 s).
@@ -578,15 +578,15 @@ typedef struct gd_histogram {
 } gd_histogram;
 
 /**
- * What a server took, dropped and sent so far (`gd_server_stats_get`): the same
+ * What a server took, dropped and sent so far (`gd_server_stats`): the same
  * numbers as the CLI's `/metrics`, under the names of the Rust `ServerStats`.
- * Set `struct_size = sizeof(gd_server_stats)` before the call: the library
+ * Set `struct_size = sizeof(gd_server_statistics)` before the call: the library
  * fills only the fields that fit in it (so a binary built against an older
  * header keeps working) and sets it to the bytes it wrote.
  */
-typedef struct gd_server_stats {
+typedef struct gd_server_statistics {
   /**
-   * `sizeof(gd_server_stats)` as the caller was compiled, set by the caller;
+   * `sizeof(gd_server_statistics)` as the caller was compiled, set by the caller;
    * on return, the bytes the library wrote.
    */
   size_t struct_size;
@@ -741,7 +741,7 @@ typedef struct gd_server_stats {
    * How late each regular survey round started against its schedule.
    */
   struct gd_histogram round_lag;
-} gd_server_stats;
+} gd_server_statistics;
 
 /**
  * A copy of a peer list, from `gd_subscriber_peers`: `names` holds `count`
@@ -762,15 +762,15 @@ typedef struct gd_peer_list {
 } gd_peer_list;
 
 /**
- * What a subscriber sees now (`gd_subscriber_stats_get`), under the names of the
- * Rust `SubscriberStats`. Set `struct_size = sizeof(gd_subscriber_stats)`
+ * What a subscriber sees now (`gd_subscriber_stats`), under the names of the
+ * Rust `SubscriberStats`. Set `struct_size = sizeof(gd_subscriber_statistics)`
  * before the call: the library fills only the fields that fit in it (so a
  * binary built against an older header keeps working) and sets it to the
  * bytes it wrote.
  */
-typedef struct gd_subscriber_stats {
+typedef struct gd_subscriber_statistics {
   /**
-   * `sizeof(gd_subscriber_stats)` as the caller was compiled, set by the
+   * `sizeof(gd_subscriber_statistics)` as the caller was compiled, set by the
    * caller; on return, the bytes the library wrote.
    */
   size_t struct_size;
@@ -814,7 +814,7 @@ typedef struct gd_subscriber_stats {
    * Publications dropped as malformed.
    */
   uint64_t dropped;
-} gd_subscriber_stats;
+} gd_subscriber_statistics;
 
 #ifdef __cplusplus
 extern "C" {
@@ -950,21 +950,21 @@ gd_result gd_client_close(struct gd_client *client);
 
 /**
  * Fills `*out` with what `client` did so far, in all. Set `out->struct_size =
- * sizeof(gd_client_stats)` first. Any thread, callbacks included. `out` is
+ * sizeof(gd_client_statistics)` first. Any thread, callbacks included. `out` is
  * owned by the caller and written only during the call.
  *
  * Errors: `GD_INVALID_OPTION` (`client` or `out` NULL, `struct_size` not set).
  *
  * # Safety
  * `client` is NULL or a client from `gd_client_join` not yet closed; `out` is
- * NULL or a `gd_client_stats` whose `struct_size` bytes are writable.
+ * NULL or a `gd_client_statistics` whose `struct_size` bytes are writable.
  */
-gd_result gd_client_stats_get(const struct gd_client *client, struct gd_client_stats *out);
+gd_result gd_client_stats(const struct gd_client *client, struct gd_client_statistics *out);
 
 /**
  * Fills `*out` with the statistics of survey URL `index` of `client` (in the
- * order given to `gd_client_join`; `index < gd_client_stats.survey_url_count`).
- * Set `out->struct_size = sizeof(gd_survey_url_stats)` first. Any thread.
+ * order given to `gd_client_join`; `index < gd_client_statistics.survey_url_count`).
+ * Set `out->struct_size = sizeof(gd_survey_url_statistics)` first. Any thread.
  * `out` is owned by the caller and written only during the call; `out->url`
  * is owned by the client (valid until `gd_client_close`).
  *
@@ -973,11 +973,11 @@ gd_result gd_client_stats_get(const struct gd_client *client, struct gd_client_s
  *
  * # Safety
  * `client` is NULL or a client from `gd_client_join` not yet closed; `out` is
- * NULL or a `gd_survey_url_stats` whose `struct_size` bytes are writable.
+ * NULL or a `gd_survey_url_statistics` whose `struct_size` bytes are writable.
  */
-gd_result gd_client_survey_url_stats_get(const struct gd_client *client,
-                                         size_t index,
-                                         struct gd_survey_url_stats *out);
+gd_result gd_client_survey_url_stats(const struct gd_client *client,
+                                     size_t index,
+                                     struct gd_survey_url_statistics *out);
 
 /**
  * Writes the default settings into `*options` (and sets its `struct_size`).
@@ -1038,16 +1038,16 @@ gd_result gd_server_close(struct gd_server *server);
 
 /**
  * Fills `*out` with what `server` took, dropped and sent so far. Set
- * `out->struct_size = sizeof(gd_server_stats)` first (see `gd_server_stats`).
+ * `out->struct_size = sizeof(gd_server_statistics)` first (see `gd_server_statistics`).
  * Any thread. `out` is owned by the caller and written only during the call.
  *
  * Errors: `GD_INVALID_OPTION` (`server` or `out` NULL, `struct_size` not set).
  *
  * # Safety
  * `server` is NULL or a server from `gd_server_start` not yet closed; `out` is
- * NULL or a `gd_server_stats` whose `struct_size` bytes are writable.
+ * NULL or a `gd_server_statistics` whose `struct_size` bytes are writable.
  */
-gd_result gd_server_stats_get(const struct gd_server *server, struct gd_server_stats *out);
+gd_result gd_server_stats(const struct gd_server *server, struct gd_server_statistics *out);
 
 /**
  * The upper bounds, in seconds, of the buckets of a `gd_histogram` but the
@@ -1202,7 +1202,7 @@ gd_result gd_subscriber_state(const struct gd_subscriber *sub, gd_state *out);
 
 /**
  * Fills `*out` with what `sub` sees now. Set `out->struct_size =
- * sizeof(gd_subscriber_stats)` first (see `gd_subscriber_stats`). Any thread,
+ * sizeof(gd_subscriber_statistics)` first (see `gd_subscriber_statistics`). Any thread,
  * callbacks included. `out` is owned by the caller and written only during the
  * call.
  *
@@ -1211,9 +1211,10 @@ gd_result gd_subscriber_state(const struct gd_subscriber *sub, gd_state *out);
  * # Safety
  * `sub` is NULL or a subscriber from `gd_subscriber_open` or
  * `gd_client_subscriber` whose owner is not yet closed; `out` is NULL or a
- * `gd_subscriber_stats` whose `struct_size` bytes are writable.
+ * `gd_subscriber_statistics` whose `struct_size` bytes are writable.
  */
-gd_result gd_subscriber_stats_get(const struct gd_subscriber *sub, struct gd_subscriber_stats *out);
+gd_result gd_subscriber_stats(const struct gd_subscriber *sub,
+                              struct gd_subscriber_statistics *out);
 
 /**
  * Writes the position of the view of `sub`, `(epoch, seq)`, into `*epoch` and

@@ -261,10 +261,10 @@ class SubscriberRef {
   }
 
   /// State, view, connections and counters now (the C struct, filled).
-  gd_subscriber_stats stats() const {
-    gd_subscriber_stats s{};
+  gd_subscriber_statistics stats() const {
+    gd_subscriber_statistics s{};
     s.struct_size = sizeof s;
-    detail::check(gd_subscriber_stats_get(handle_, &s));
+    detail::check(gd_subscriber_stats(handle_, &s));
     return s;
   }
 
@@ -382,10 +382,10 @@ class Server {
   std::string snapshot_url() const { return url(GD_SOCKET_SNAPSHOT); }
 
   /// What the server took, dropped and sent so far (the C struct, filled).
-  gd_server_stats stats() const {
-    gd_server_stats s{};
+  gd_server_statistics stats() const {
+    gd_server_statistics s{};
     s.struct_size = sizeof s;
-    detail::check(gd_server_stats_get(handle_, &s));
+    detail::check(gd_server_stats(handle_, &s));
     return s;
   }
 
@@ -468,14 +468,14 @@ class Client {
   };
 
   Stats stats() const {
-    gd_client_stats c{};
+    gd_client_statistics c{};
     c.struct_size = sizeof c;
-    detail::check(gd_client_stats_get(handle_, &c));
+    detail::check(gd_client_stats(handle_, &c));
     Stats s{c.connections, c.surveys_answered, c.announces_sent, c.last_survey_age_ms, {}};
     for (std::size_t i = 0; i < c.survey_url_count; i++) {
-      gd_survey_url_stats u{};
+      gd_survey_url_statistics u{};
       u.struct_size = sizeof u;
-      detail::check(gd_client_survey_url_stats_get(handle_, i, &u));
+      detail::check(gd_client_survey_url_stats(handle_, i, &u));
       s.survey_urls.push_back({u.url, u.connected, u.surveys_answered, u.announces_sent,
                                u.last_survey_age_ms});
     }

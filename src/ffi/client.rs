@@ -70,7 +70,7 @@ pub struct gd_client {
     /// `client`, as the Rust `Client` does.
     watch: Option<NonNull<gd_subscriber>>,
     client: Client,
-    /// The survey URLs as given, for `gd_survey_url_stats.url`.
+    /// The survey URLs as given, for `gd_survey_url_statistics.url`.
     urls: Vec<std::ffi::CString>,
 }
 
@@ -282,15 +282,15 @@ pub unsafe extern "C" fn gd_client_close(client: *mut gd_client) -> gd_result {
     })
 }
 
-/// What a client did so far, in all (`gd_client_stats_get`); per survey URL with
-/// `gd_client_survey_url_stats_get`. Names as in the Rust `ClientStats`. Set
-/// `struct_size = sizeof(gd_client_stats)` before the call: the library fills
+/// What a client did so far, in all (`gd_client_stats`); per survey URL with
+/// `gd_client_survey_url_stats`. Names as in the Rust `ClientStats`. Set
+/// `struct_size = sizeof(gd_client_statistics)` before the call: the library fills
 /// only the fields that fit in it (so a binary built against an older header
 /// keeps working) and sets it to the bytes it wrote.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub struct gd_client_stats {
-    /// `sizeof(gd_client_stats)` as the caller was compiled, set by the caller;
+pub struct gd_client_statistics {
+    /// `sizeof(gd_client_statistics)` as the caller was compiled, set by the caller;
     /// on return, the bytes the library wrote.
     pub struct_size: usize,
     /// Live connections to servers.
@@ -301,23 +301,23 @@ pub struct gd_client_stats {
     pub announces_sent: u64,
     /// Milliseconds since the last survey; -1: never surveyed.
     pub last_survey_age_ms: i64,
-    /// Survey URLs the client dials: indexes for `gd_client_survey_url_stats_get`.
+    /// Survey URLs the client dials: indexes for `gd_client_survey_url_stats`.
     pub survey_url_count: usize,
 }
 
 // SAFETY: `repr(C)`, starts with `struct_size: usize`; plain integers after.
-unsafe impl SizedStats for gd_client_stats {
-    const NAME: &'static str = "gd_client_stats";
+unsafe impl SizedStats for gd_client_statistics {
+    const NAME: &'static str = "gd_client_statistics";
 }
 
 /// One survey URL's part of a client's statistics
-/// (`gd_client_survey_url_stats_get`), so a member can see which server does not
-/// survey it. Set `struct_size = sizeof(gd_survey_url_stats)` before the call,
-/// as for `gd_client_stats`.
+/// (`gd_client_survey_url_stats`), so a member can see which server does not
+/// survey it. Set `struct_size = sizeof(gd_survey_url_statistics)` before the call,
+/// as for `gd_client_statistics`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub struct gd_survey_url_stats {
-    /// `sizeof(gd_survey_url_stats)` as the caller was compiled, set by the
+pub struct gd_survey_url_statistics {
+    /// `sizeof(gd_survey_url_statistics)` as the caller was compiled, set by the
     /// caller; on return, the bytes the library wrote.
     pub struct_size: usize,
     /// The URL as given, NUL-terminated. **Lifetime:** owned by the client,
@@ -335,30 +335,30 @@ pub struct gd_survey_url_stats {
 
 // SAFETY: `repr(C)`, starts with `struct_size: usize`; a pointer, a bool the
 // library writes as 0 or 1, and integers after.
-unsafe impl SizedStats for gd_survey_url_stats {
-    const NAME: &'static str = "gd_survey_url_stats";
+unsafe impl SizedStats for gd_survey_url_statistics {
+    const NAME: &'static str = "gd_survey_url_statistics";
 }
 
 /// Fills `*out` with what `client` did so far, in all. Set `out->struct_size =
-/// sizeof(gd_client_stats)` first. Any thread, callbacks included. `out` is
+/// sizeof(gd_client_statistics)` first. Any thread, callbacks included. `out` is
 /// owned by the caller and written only during the call.
 ///
 /// Errors: `GD_INVALID_OPTION` (`client` or `out` NULL, `struct_size` not set).
 ///
 /// # Safety
 /// `client` is NULL or a client from `gd_client_join` not yet closed; `out` is
-/// NULL or a `gd_client_stats` whose `struct_size` bytes are writable.
+/// NULL or a `gd_client_statistics` whose `struct_size` bytes are writable.
 #[no_mangle]
-pub unsafe extern "C" fn gd_client_stats_get(
+pub unsafe extern "C" fn gd_client_stats(
     client: *const gd_client,
-    out: *mut gd_client_stats,
+    out: *mut gd_client_statistics,
 ) -> gd_result {
-    run("gd_client_stats_get", || {
+    run("gd_client_stats", || {
         // SAFETY: our contract on `client` is `borrow`'s.
         let c = unsafe { gd_client::borrow(client) }?;
         let st = c.client.stats();
-        let stats = gd_client_stats {
-            struct_size: std::mem::size_of::<gd_client_stats>(),
+        let stats = gd_client_statistics {
+            struct_size: std::mem::size_of::<gd_client_statistics>(),
             connections: st.connections as u64,
             surveys_answered: st.surveys_answered,
             announces_sent: st.announces_sent,
@@ -371,8 +371,8 @@ pub unsafe extern "C" fn gd_client_stats_get(
 }
 
 /// Fills `*out` with the statistics of survey URL `index` of `client` (in the
-/// order given to `gd_client_join`; `index < gd_client_stats.survey_url_count`).
-/// Set `out->struct_size = sizeof(gd_survey_url_stats)` first. Any thread.
+/// order given to `gd_client_join`; `index < gd_client_statistics.survey_url_count`).
+/// Set `out->struct_size = sizeof(gd_survey_url_statistics)` first. Any thread.
 /// `out` is owned by the caller and written only during the call; `out->url`
 /// is owned by the client (valid until `gd_client_close`).
 ///
@@ -381,14 +381,14 @@ pub unsafe extern "C" fn gd_client_stats_get(
 ///
 /// # Safety
 /// `client` is NULL or a client from `gd_client_join` not yet closed; `out` is
-/// NULL or a `gd_survey_url_stats` whose `struct_size` bytes are writable.
+/// NULL or a `gd_survey_url_statistics` whose `struct_size` bytes are writable.
 #[no_mangle]
-pub unsafe extern "C" fn gd_client_survey_url_stats_get(
+pub unsafe extern "C" fn gd_client_survey_url_stats(
     client: *const gd_client,
     index: usize,
-    out: *mut gd_survey_url_stats,
+    out: *mut gd_survey_url_statistics,
 ) -> gd_result {
-    run("gd_client_survey_url_stats_get", || {
+    run("gd_client_survey_url_stats", || {
         // SAFETY: our contract on `client` is `borrow`'s.
         let c = unsafe { gd_client::borrow(client) }?;
         let all = c.client.stats().survey_urls;
@@ -398,8 +398,8 @@ pub unsafe extern "C" fn gd_client_survey_url_stats_get(
                 all.len()
             )));
         };
-        let stats = gd_survey_url_stats {
-            struct_size: std::mem::size_of::<gd_survey_url_stats>(),
+        let stats = gd_survey_url_statistics {
+            struct_size: std::mem::size_of::<gd_survey_url_statistics>(),
             url: url.as_ptr(),
             connected: u.connected,
             surveys_answered: u.surveys_answered,

@@ -216,7 +216,7 @@ pub unsafe extern "C" fn gd_server_close(server: *mut gd_server) -> gd_result {
     })
 }
 
-/// A histogram of durations with fixed buckets (in `gd_server_stats`).
+/// A histogram of durations with fixed buckets (in `gd_server_statistics`).
 /// Bucket `i` counts the observations at most `gd_histogram_bounds()[i]` seconds
 /// and above the bound before; the last bucket those above the largest bound
 /// (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5 s).
@@ -241,15 +241,15 @@ impl From<Histogram> for gd_histogram {
     }
 }
 
-/// What a server took, dropped and sent so far (`gd_server_stats_get`): the same
+/// What a server took, dropped and sent so far (`gd_server_stats`): the same
 /// numbers as the CLI's `/metrics`, under the names of the Rust `ServerStats`.
-/// Set `struct_size = sizeof(gd_server_stats)` before the call: the library
+/// Set `struct_size = sizeof(gd_server_statistics)` before the call: the library
 /// fills only the fields that fit in it (so a binary built against an older
 /// header keeps working) and sets it to the bytes it wrote.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub struct gd_server_stats {
-    /// `sizeof(gd_server_stats)` as the caller was compiled, set by the caller;
+pub struct gd_server_statistics {
+    /// `sizeof(gd_server_statistics)` as the caller was compiled, set by the caller;
     /// on return, the bytes the library wrote.
     pub struct_size: usize,
     /// Native answers to a survey taken.
@@ -334,13 +334,13 @@ pub struct gd_server_stats {
 }
 
 // SAFETY: `repr(C)`, starts with `struct_size: usize`; plain integers after.
-unsafe impl SizedStats for gd_server_stats {
-    const NAME: &'static str = "gd_server_stats";
+unsafe impl SizedStats for gd_server_statistics {
+    const NAME: &'static str = "gd_server_statistics";
 }
 
-fn server_stats(s: ServerStats) -> gd_server_stats {
-    gd_server_stats {
-        struct_size: std::mem::size_of::<gd_server_stats>(),
+fn server_stats(s: ServerStats) -> gd_server_statistics {
+    gd_server_statistics {
+        struct_size: std::mem::size_of::<gd_server_statistics>(),
         answers: s.answers,
         announces: s.announces,
         legacy_answers: s.legacy_answers,
@@ -381,20 +381,20 @@ fn server_stats(s: ServerStats) -> gd_server_stats {
 }
 
 /// Fills `*out` with what `server` took, dropped and sent so far. Set
-/// `out->struct_size = sizeof(gd_server_stats)` first (see `gd_server_stats`).
+/// `out->struct_size = sizeof(gd_server_statistics)` first (see `gd_server_statistics`).
 /// Any thread. `out` is owned by the caller and written only during the call.
 ///
 /// Errors: `GD_INVALID_OPTION` (`server` or `out` NULL, `struct_size` not set).
 ///
 /// # Safety
 /// `server` is NULL or a server from `gd_server_start` not yet closed; `out` is
-/// NULL or a `gd_server_stats` whose `struct_size` bytes are writable.
+/// NULL or a `gd_server_statistics` whose `struct_size` bytes are writable.
 #[no_mangle]
-pub unsafe extern "C" fn gd_server_stats_get(
+pub unsafe extern "C" fn gd_server_stats(
     server: *const gd_server,
-    out: *mut gd_server_stats,
+    out: *mut gd_server_statistics,
 ) -> gd_result {
-    run("gd_server_stats_get", || {
+    run("gd_server_stats", || {
         // SAFETY: our contract on `server` is `borrow`'s.
         let s = unsafe { gd_server::borrow(server) }?;
         let stats = server_stats(s.server.stats());

@@ -744,15 +744,15 @@ fn c_state(s: State) -> gd_state {
     }
 }
 
-/// What a subscriber sees now (`gd_subscriber_stats_get`), under the names of the
-/// Rust `SubscriberStats`. Set `struct_size = sizeof(gd_subscriber_stats)`
+/// What a subscriber sees now (`gd_subscriber_stats`), under the names of the
+/// Rust `SubscriberStats`. Set `struct_size = sizeof(gd_subscriber_statistics)`
 /// before the call: the library fills only the fields that fit in it (so a
 /// binary built against an older header keeps working) and sets it to the
 /// bytes it wrote.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub struct gd_subscriber_stats {
-    /// `sizeof(gd_subscriber_stats)` as the caller was compiled, set by the
+pub struct gd_subscriber_statistics {
+    /// `sizeof(gd_subscriber_statistics)` as the caller was compiled, set by the
     /// caller; on return, the bytes the library wrote.
     pub struct_size: usize,
     /// Syncing, live or stale (a `gd_state` value).
@@ -779,12 +779,12 @@ pub struct gd_subscriber_stats {
 
 // SAFETY: `repr(C)`, starts with `struct_size: usize`; an `i32` enum and plain
 // integers after (the library writes only valid `gd_state` values).
-unsafe impl SizedStats for gd_subscriber_stats {
-    const NAME: &'static str = "gd_subscriber_stats";
+unsafe impl SizedStats for gd_subscriber_statistics {
+    const NAME: &'static str = "gd_subscriber_statistics";
 }
 
 /// Fills `*out` with what `sub` sees now. Set `out->struct_size =
-/// sizeof(gd_subscriber_stats)` first (see `gd_subscriber_stats`). Any thread,
+/// sizeof(gd_subscriber_statistics)` first (see `gd_subscriber_statistics`). Any thread,
 /// callbacks included. `out` is owned by the caller and written only during the
 /// call.
 ///
@@ -793,18 +793,18 @@ unsafe impl SizedStats for gd_subscriber_stats {
 /// # Safety
 /// `sub` is NULL or a subscriber from `gd_subscriber_open` or
 /// `gd_client_subscriber` whose owner is not yet closed; `out` is NULL or a
-/// `gd_subscriber_stats` whose `struct_size` bytes are writable.
+/// `gd_subscriber_statistics` whose `struct_size` bytes are writable.
 #[no_mangle]
-pub unsafe extern "C" fn gd_subscriber_stats_get(
+pub unsafe extern "C" fn gd_subscriber_stats(
     sub: *const gd_subscriber,
-    out: *mut gd_subscriber_stats,
+    out: *mut gd_subscriber_statistics,
 ) -> gd_result {
-    run("gd_subscriber_stats_get", || {
+    run("gd_subscriber_stats", || {
         // SAFETY: our contract on `sub` is `borrow`'s.
         let s = unsafe { gd_subscriber::borrow(sub) }?;
         let st = s.sub.stats();
-        let stats = gd_subscriber_stats {
-            struct_size: std::mem::size_of::<gd_subscriber_stats>(),
+        let stats = gd_subscriber_statistics {
+            struct_size: std::mem::size_of::<gd_subscriber_statistics>(),
             state: c_state(st.state),
             members: st.members as u64,
             epoch: st.epoch,

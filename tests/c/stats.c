@@ -56,15 +56,15 @@ int main(int argc, char **argv) {
     if (gd_client_join(&o, &c) != GD_OK) return fail("gd_client_join");
     gd_subscriber *sub = gd_client_subscriber(c);
 
-    gd_subscriber_stats s;
-    gd_client_stats cs;
-    gd_survey_url_stats u;
+    gd_subscriber_statistics s;
+    gd_client_statistics cs;
+    gd_survey_url_statistics u;
     /* Conditions, not a sleep: the deadline is only how long we give them. */
     for (int i = 0;; i++) {
         s.struct_size = sizeof s;
         cs.struct_size = sizeof cs;
-        if (gd_subscriber_stats_get(sub, &s) != GD_OK) return fail("gd_subscriber_stats");
-        if (gd_client_stats_get(c, &cs) != GD_OK) return fail("gd_client_stats");
+        if (gd_subscriber_stats(sub, &s) != GD_OK) return fail("gd_subscriber_statistics");
+        if (gd_client_stats(c, &cs) != GD_OK) return fail("gd_client_statistics");
         if (s.state == GD_STATE_LIVE && s.members == want && cs.surveys_answered >= 1) break;
         if (i > 6000) {
             fprintf(stderr, "stats: timed out: state %s, %" PRIu64 " members\n", gd_state_str(s.state), s.members);
@@ -74,7 +74,7 @@ int main(int argc, char **argv) {
         pause_10ms();
     }
     u.struct_size = sizeof u;
-    if (gd_client_survey_url_stats_get(c, 0, &u) != GD_OK) return fail("gd_client_survey_url_stats_get");
+    if (gd_client_survey_url_stats(c, 0, &u) != GD_OK) return fail("gd_client_survey_url_stats");
     printf("{\"subscriber\":{\"state\":\"%s\",\"members\":%" PRIu64 ",\"epoch\":%" PRIu64 ",\"seq\":%" PRIu64
            ",\"publish_connections\":%" PRIu64 ",\"snapshot_connections\":%" PRIu64 ",\"publications\":%" PRIu64
            ",\"last_publication_age_ms\":%" PRId64 ",\"resyncs\":%" PRIu64 ",\"dropped\":%" PRIu64 "},",

@@ -681,10 +681,10 @@ static void stats_fill_what_fits(void) {
     struct recorder r;
     gd_subscriber_options wo;
     gd_client *c;
-    gd_server_stats ss;
-    gd_subscriber_stats sb;
-    gd_client_stats cs;
-    gd_survey_url_stats us;
+    gd_server_statistics ss;
+    gd_subscriber_statistics sb;
+    gd_client_statistics cs;
+    gd_survey_url_statistics us;
     long long end;
 
     rec_init(&r);
@@ -699,7 +699,7 @@ static void stats_fill_what_fits(void) {
     do {
         memset(&ss, 0, sizeof ss);
         ss.struct_size = sizeof ss;
-        CHECK_RC(gd_server_stats_get(m.server, &ss), GD_OK);
+        CHECK_RC(gd_server_stats(m.server, &ss), GD_OK);
         if (ss.answers >= 1 && ss.answer_latency.count >= 1) break;
         pause_ms(10);
     } while (now_ms() < end);
@@ -710,31 +710,31 @@ static void stats_fill_what_fits(void) {
     CHECK(gd_histogram_bounds()[0] == 0.0005 && gd_histogram_bounds()[11] == 2.5);
 
     sb.struct_size = sizeof sb;
-    CHECK_RC(gd_subscriber_stats_get(gd_client_subscriber(c), &sb), GD_OK);
+    CHECK_RC(gd_subscriber_stats(gd_client_subscriber(c), &sb), GD_OK);
     CHECK(sb.state == GD_STATE_LIVE && sb.members == 1 && sb.epoch != 0 && sb.seq >= 1);
     CHECK(sb.publications >= 1 && sb.last_publication_age_ms >= 0);
 
     cs.struct_size = sizeof cs;
-    CHECK_RC(gd_client_stats_get(c, &cs), GD_OK);
+    CHECK_RC(gd_client_stats(c, &cs), GD_OK);
     CHECK(cs.connections == 1 && cs.announces_sent == 1 && cs.survey_url_count == 1);
     us.struct_size = sizeof us;
-    CHECK_RC(gd_client_survey_url_stats_get(c, 0, &us), GD_OK);
+    CHECK_RC(gd_client_survey_url_stats(c, 0, &us), GD_OK);
     CHECK(strcmp(us.url, m.survey) == 0 && us.connected && us.announces_sent == 1);
-    CHECK_RC(gd_client_survey_url_stats_get(c, 1, &us), GD_INVALID_OPTION);
+    CHECK_RC(gd_client_survey_url_stats(c, 1, &us), GD_INVALID_OPTION);
 
     /* An older caller that knew only `answers`: the rest is left alone. */
     memset(&ss, 0xAB, sizeof ss);
-    ss.struct_size = offsetof(gd_server_stats, announces);
-    CHECK_RC(gd_server_stats_get(m.server, &ss), GD_OK);
-    CHECK(ss.struct_size == offsetof(gd_server_stats, announces));
+    ss.struct_size = offsetof(gd_server_statistics, announces);
+    CHECK_RC(gd_server_stats(m.server, &ss), GD_OK);
+    CHECK(ss.struct_size == offsetof(gd_server_statistics, announces));
     CHECK(ss.answers >= 1 && ss.answers != 0xABABABABABABABABull);
     CHECK(ss.announces == 0xABABABABABABABABull);
     /* struct_size not set, or NULLs: refused, nothing written. */
     memset(&cs, 0, sizeof cs);
-    CHECK_RC(gd_client_stats_get(c, &cs), GD_INVALID_OPTION);
+    CHECK_RC(gd_client_stats(c, &cs), GD_INVALID_OPTION);
     CHECK(cs.connections == 0);
-    CHECK_RC(gd_client_stats_get(c, NULL), GD_INVALID_OPTION);
-    CHECK_RC(gd_server_stats_get(NULL, &ss), GD_INVALID_OPTION);
+    CHECK_RC(gd_client_stats(c, NULL), GD_INVALID_OPTION);
+    CHECK_RC(gd_server_stats(NULL, &ss), GD_INVALID_OPTION);
 
     CHECK_RC(gd_client_close(c), GD_OK);
     CHECK_RC(gd_server_close(m.server), GD_OK);

@@ -238,6 +238,14 @@ else
   fail "install test needs cmake and pkg-config"
 fi
 
+# ------------------------------------------------------------------ what the C library carries
+# The HTTP endpoint's crates (cargo feature "http") serve the CLI only: the C
+# library must not contain them.
+no_http_crates() {
+  ! nm target/debug/libgopherdiscovery.a 2>/dev/null | grep -qiE 'tiny_http|prometheus_client'
+}
+check "the C library carries no HTTP or metrics crate" no_http_crates
+
 # ------------------------------------------------------------------ header staleness
 if wait "$cbindgen_pid"; then
   check "include/gopherdiscovery.h is what cbindgen generates from src/ffi" bash scripts/header.sh --check

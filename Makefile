@@ -23,6 +23,7 @@ test: venv
 	cargo test --locked
 	bash tests/c/run.sh
 	bash python/run-tests.sh
+	bash tests/packaging/run.sh
 	bash benches/run.sh quick
 
 test-rust: venv

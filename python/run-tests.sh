@@ -34,18 +34,8 @@ base_python=$("$root/.venv/bin/python" -c 'import sys; print(sys._base_executabl
 mapfile -t tools < <(grep -E '^(pytest|pytest-timeout|mypy)([<>=!~ ]|$)' scripts/requirements-dev.txt)
 "$venv/bin/python" -m pip install "${pip_q[@]}" "${tools[@]}"
 
-# PATH without a Rust toolchain or cmake: the wheel must not need either. Every other
-# command of the usual directories stays reachable, through links in $work/bin.
-rm -rf "$work/bin"
-mkdir -p "$work/bin"
-for dir in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
-  [ -d "$dir" ] || continue
-  for cmd in "$dir"/*; do
-    name=${cmd##*/}
-    case $name in cargo* | rustc | rustup | rustdoc | cmake | ctest | cpack | zig | maturin) continue ;; esac
-    [ -x "$cmd" ] && [ ! -d "$cmd" ] && [ ! -e "$work/bin/$name" ] && ln -s "$cmd" "$work/bin/$name"
-  done
-done
+# PATH without a Rust toolchain or cmake: the wheel must not need either.
+bash scripts/path-without.sh "$work/bin" 'cargo*' 'rust*' cmake ctest cpack zig maturin
 export PATH="$venv/bin:$work/bin"
 unset CARGO CMAKE RUSTC
 if command -v cargo > /dev/null || command -v cmake > /dev/null; then

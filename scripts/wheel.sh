@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' python/Cargo.toml | head -n 1)
+# zig's and cargo-zigbuild's caches (glibc stubs, compiler-rt) stay in target/ too.
+export ZIG_GLOBAL_CACHE_DIR=$PWD/target/zig-cache XDG_CACHE_HOME=$PWD/target/xdg-cache
 out=target/wheel-build
 rm -rf "$out"
 mkdir -p "$out" dist

@@ -8,7 +8,7 @@ SHELL := /bin/bash
 export PATH := $(PATH):$(CURDIR)/.venv/bin
 PREFIX ?= /usr/local
 
-.PHONY: all build venv test test-rust test-c test-python demo bench bench-quick install header clean
+.PHONY: all build venv lint test test-rust test-c test-python demo bench bench-quick install header clean
 
 all: build
 
@@ -18,9 +18,18 @@ venv:
 build: venv
 	cargo build --release --locked
 
-## Every test: Rust unit + integration, C/C++, Python, and a quick benchmark run.
-test: venv
+## The lint gates: formatting, clippy (core and Python crates), rustdoc warnings.
+lint:
+	cargo fmt --all -- --check
+	cd python && cargo fmt -- --check
+	cargo clippy --locked --all-targets -- -D warnings
+	cd python && cargo clippy --locked --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
+
+## Every test: lints, Rust unit + integration, C/C++, Python, and a quick benchmark run.
+test: venv lint
 	cargo test --locked
+	bash tests/downstream/run.sh
 	bash tests/c/run.sh
 	bash python/run-tests.sh
 	bash tests/packaging/run.sh

@@ -108,7 +108,7 @@ pub fn host(args: &[String]) -> ! {
     let first: u32 = arg(args, 1, "first_port");
     let count: u32 = arg(args, 2, "count");
     let t0 = now_ns();
-    // In batches, each connected before the next starts: NNG 1.4 listens with a
+    // In batches, each connected before the next starts: NNG listens with a
     // backlog of 128 and accepts one connection at a time, so 10,000 dialers at once
     // overflow the accept queue and retry for minutes (see docs/BENCHMARKS.md).
     // When a batch does not connect within 5 s, the rest start without waiting.
@@ -230,10 +230,9 @@ pub fn churn(args: &[String]) -> ! {
 static CLOSES_STARTED: AtomicU64 = AtomicU64::new(0);
 static CLOSES_DONE: AtomicU64 = AtomicU64::new(0);
 
-/// Closes a client on a thread of its own. `Client::close` can block for ever: it
-/// joins the client's thread, which NNG 1.4 may leave blocked in `nng_recvmsg` after
-/// `nng_close` (a close/recv race). The socket is closed either way, so the server
-/// sees the leave; the churn goes on, and hung closes are counted.
+/// Closes a client on a thread of its own, so a close that hangs (a bug: it waits
+/// for NNG to stop the client's receive) cannot stall the churn; the socket is
+/// closed either way, so the server sees the leave, and hung closes are counted.
 fn close_detached(c: Client) {
     CLOSES_STARTED.fetch_add(1, Relaxed);
     let r = std::thread::Builder::new()

@@ -77,11 +77,12 @@ enum gd_result
    */
   GD_ADDRESS_IN_USE = 2,
   /**
-   * An option or argument the call cannot accept: a nonsense value (deadline
-   * >= interval, zero counts), a NULL where a pointer is required, an options
-   * struct whose `struct_size` was not set by its init call, a handle closed
-   * the wrong way (from its own callback, or a client's subscriber passed to
-   * `gd_subscriber_close`). The handle involved is left as it was.
+   * An option or argument the call cannot accept: a nonsense value (a
+   * deadline >= interval, zero counts), a NULL where a pointer is required,
+   * an options struct whose `struct_size` was not set by its init call, a
+   * handle closed the wrong way (from its own callback, or a client's
+   * subscriber passed to `gd_subscriber_close`). The handle involved is left
+   * as it was.
    */
   GD_INVALID_OPTION = 3,
   /**
@@ -507,9 +508,20 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The library's version, e.g. `"0.1.0"`: a static string, never NULL, never freed.
+ * The library's version, e.g. `"0.2.0"`: a static string, never NULL, never freed.
  */
 const char *gd_version(void);
+
+/**
+ * The version of the NNG library built in, e.g. `"1.11.0"`: a static string,
+ * never NULL, never freed.
+ */
+const char *gd_nng_version(void);
+
+/**
+ * The native wire protocol's version byte (`docs/PROTOCOL.md`), e.g. 1.
+ */
+uint8_t gd_wire_version(void);
 
 /**
  * The name of a result code, e.g. `"invalid URL"` for `GD_INVALID_URL`: a static
@@ -525,12 +537,18 @@ const char *gd_strerror(int32_t code);
  * The message is `""` when no call has failed on this thread; a successful call
  * does not clear it (read it right after the failing call, like `errno`).
  * `buf` is owned by the caller and written only during the call.
+ *
+ * # Safety
+ * `buf` is NULL or valid for writing `len` bytes.
  */
 size_t gd_last_error_message(char *buf, size_t len);
 
 /**
  * Writes the default settings into `*options` (and sets its `struct_size`).
  * Returns `GD_INVALID_OPTION` when `options` is NULL.
+ *
+ * # Safety
+ * `options` is NULL or points to a writable `gd_client_options`.
  */
 gd_result gd_client_options_init(struct gd_client_options *options);
 
@@ -553,6 +571,12 @@ gd_result gd_client_options_init(struct gd_client_options *options);
  *
  * Threads: the client answers on NNG's own threads (no thread of its own) and calls no
  * user code; a watching client's callbacks run as `gd_on_peers` says.
+ *
+ * # Safety
+ * `options` is NULL or a `gd_client_options` filled by `gd_client_options_init`
+ * whose pointers and counts describe readable strings and arrays (and `watch`
+ * is NULL or a `gd_subscriber_options` filled by its init call); `out` is NULL
+ * or writable.
  */
 gd_result gd_client_join(const struct gd_client_options *options, struct gd_client **out);
 
@@ -564,6 +588,11 @@ gd_result gd_client_join(const struct gd_client_options *options, struct gd_clie
  * Errors: `GD_INVALID_OPTION` (`client` NULL, or `entries` NULL with a count),
  * `GD_INVALID_MEMBER` (a NULL or non-UTF-8 key or value, over the size limit);
  * on error the metadata stays as it was.
+ *
+ * # Safety
+ * `client` is NULL or a client from `gd_client_join` not yet closed; `entries`
+ * is NULL or points to `count` entries whose strings are NULL or
+ * NUL-terminated.
  */
 gd_result gd_client_set_metadata(const struct gd_client *client,
                                  const struct gd_metadata_entry *entries,
@@ -577,6 +606,12 @@ gd_result gd_client_set_metadata(const struct gd_client *client,
  * **Ownership:** borrowed from the client, valid until `gd_client_close`
  * returns; never pass it to `gd_subscriber_close` (refused with
  * `GD_INVALID_OPTION`).
+ *
+ * Like the other calls that do not close, it may run on several threads at
+ * once, callbacks included; every call on a client returns the same pointer.
+ *
+ * # Safety
+ * `client` is NULL or a client from `gd_client_join` not yet closed.
  */
 struct gd_subscriber *gd_client_subscriber(struct gd_client *client);
 
@@ -593,12 +628,19 @@ struct gd_subscriber *gd_client_subscriber(struct gd_client *client);
  * Refused with `GD_INVALID_OPTION` (the client left open and working) when
  * called from inside a callback of the client's own subscriber: it would wait
  * for itself; close it from another thread.
+ *
+ * # Safety
+ * `client` is NULL or a client from `gd_client_join` not yet closed, which no
+ * other call is using (its own callbacks aside).
  */
 gd_result gd_client_close(struct gd_client *client);
 
 /**
  * Writes the default settings into `*options` (and sets its `struct_size`).
  * Returns `GD_INVALID_OPTION` when `options` is NULL.
+ *
+ * # Safety
+ * `options` is NULL or points to a writable `gd_server_options`.
  */
 gd_result gd_server_options_init(struct gd_server_options *options);
 
@@ -617,6 +659,10 @@ gd_result gd_server_options_init(struct gd_server_options *options);
  *
  * Threads: the server runs three library threads (`gd-server-loop`,
  * `gd-server-answers`, `gd-server-snapshot`); it calls no user code.
+ *
+ * # Safety
+ * `options` is NULL or a `gd_server_options` filled by `gd_server_options_init`
+ * whose strings are NULL or NUL-terminated; `out` is NULL or writable.
  */
 gd_result gd_server_start(const struct gd_server_options *options, struct gd_server **out);
 
@@ -625,6 +671,9 @@ gd_result gd_server_start(const struct gd_server_options *options, struct gd_ser
  * port 0 is replaced by the real port. **Lifetime:** owned by the server, valid
  * until `gd_server_close`; do not free it. Returns NULL when `server` is NULL,
  * `which` is not a `gd_socket` value, or the server has no such socket.
+ *
+ * # Safety
+ * `server` is NULL or a server from `gd_server_start` not yet closed.
  */
 const char *gd_server_url(const struct gd_server *server, int32_t which);
 
@@ -636,12 +685,19 @@ const char *gd_server_url(const struct gd_server *server, int32_t which);
  * pointer and every URL string from `gd_server_url` are invalid. NULL is
  * accepted (returns `GD_OK`). Never call it twice on the same server, nor while
  * another thread uses the server.
+ *
+ * # Safety
+ * `server` is NULL or a server from `gd_server_start` not yet closed, which no
+ * other call is using.
  */
 gd_result gd_server_close(struct gd_server *server);
 
 /**
  * Writes the default settings into `*options` (and sets its `struct_size`).
  * Returns `GD_INVALID_OPTION` when `options` is NULL.
+ *
+ * # Safety
+ * `options` is NULL or points to a writable `gd_subscriber_options`.
  */
 gd_result gd_subscriber_options_init(struct gd_subscriber_options *options);
 
@@ -659,6 +715,11 @@ gd_result gd_subscriber_options_init(struct gd_subscriber_options *options);
  * No callback runs before this call has stored the handle in `*out`.
  *
  * Errors: `GD_INVALID_URL`, `GD_INVALID_OPTION`, `GD_TRANSPORT`, `GD_IO`.
+ *
+ * # Safety
+ * `options` is NULL or a `gd_subscriber_options` filled by
+ * `gd_subscriber_options_init` whose strings are NULL or NUL-terminated; `out`
+ * is NULL or writable.
  */
 gd_result gd_subscriber_open(const struct gd_subscriber_options *options,
                              struct gd_subscriber **out);
@@ -677,6 +738,11 @@ gd_result gd_subscriber_open(const struct gd_subscriber_options *options,
  *   close it from another thread);
  * - on the subscriber of a client (`gd_client_subscriber`): `gd_client_close`
  *   frees it.
+ *
+ * # Safety
+ * `sub` is NULL or a subscriber from `gd_subscriber_open` or
+ * `gd_client_subscriber` whose owner is not yet closed, which no other call is
+ * using (its own callbacks aside).
  */
 gd_result gd_subscriber_close(struct gd_subscriber *sub);
 
@@ -707,6 +773,11 @@ gd_result gd_subscriber_close(struct gd_subscriber *sub);
  * library. The arguments live until it returns; `user` is yours.
  *
  * Returns `GD_INVALID_OPTION` when `sub` is NULL.
+ *
+ * # Safety
+ * `sub` is NULL or a subscriber from `gd_subscriber_open` or
+ * `gd_client_subscriber` whose owner is not yet closed; `callback`, if set,
+ * must be safe to call with `user` until it is replaced or `sub` is closed.
  */
 gd_result gd_on_peers(struct gd_subscriber *sub, gd_peers_cb callback, void *user);
 
@@ -721,6 +792,11 @@ gd_result gd_on_peers(struct gd_subscriber *sub, gd_peers_cb callback, void *use
  * `gd_on_peers` (this function never calls the callback itself).
  *
  * Returns `GD_INVALID_OPTION` when `sub` is NULL.
+ *
+ * # Safety
+ * `sub` is NULL or a subscriber from `gd_subscriber_open` or
+ * `gd_client_subscriber` whose owner is not yet closed; `callback`, if set,
+ * must be safe to call with `user` until it is replaced or `sub` is closed.
  */
 gd_result gd_on_event(struct gd_subscriber *sub, gd_event_cb callback, void *user);
 
@@ -733,24 +809,42 @@ gd_result gd_on_event(struct gd_subscriber *sub, gd_event_cb callback, void *use
  * `gd_peer_list_free`; on failure `*out` is not written. May be called from
  * any thread, callbacks included. Returns `GD_INVALID_OPTION` when `sub` or
  * `out` is NULL.
+ *
+ * # Safety
+ * `sub` is NULL or a subscriber from `gd_subscriber_open` or
+ * `gd_client_subscriber` whose owner is not yet closed; `out` is NULL or
+ * writable.
  */
 gd_result gd_subscriber_peers(const struct gd_subscriber *sub, struct gd_peer_list **out);
 
 /**
  * Frees a list from `gd_subscriber_peers`. NULL is accepted. Never call it twice
  * on the same list.
+ *
+ * # Safety
+ * `list` is NULL or a list from `gd_subscriber_peers` not yet freed.
  */
 void gd_peer_list_free(struct gd_peer_list *list);
 
 /**
  * Writes the state of `sub` (a `gd_state` value) into `*out`. Any thread.
  * Returns `GD_INVALID_OPTION` when `sub` or `out` is NULL.
+ *
+ * # Safety
+ * `sub` is NULL or a subscriber from `gd_subscriber_open` or
+ * `gd_client_subscriber` whose owner is not yet closed; `out` is NULL or
+ * writable.
  */
 gd_result gd_subscriber_state(const struct gd_subscriber *sub, gd_state *out);
 
 /**
  * Writes the position of the view of `sub`, `(epoch, seq)`, into `*epoch` and
  * `*seq`. Any thread. Returns `GD_INVALID_OPTION` when a pointer is NULL.
+ *
+ * # Safety
+ * `sub` is NULL or a subscriber from `gd_subscriber_open` or
+ * `gd_client_subscriber` whose owner is not yet closed; `epoch` and `seq`
+ * are NULL or writable.
  */
 gd_result gd_subscriber_position(const struct gd_subscriber *sub, uint64_t *epoch, uint64_t *seq);
 

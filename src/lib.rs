@@ -29,6 +29,33 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Threads and shutdown
+//!
+//! ```text
+//!  NNG task threads (one per CPU, at least two; NNG's own I/O threads besides)
+//!    ├─ pipe events of every socket ──▶ a channel or a flag of the handle's owner
+//!    └─ Client: each survey answered in the receive's completion callback
+//!
+//!  Server      gd-server-answers ──Answer──▶ gd-server-loop ◀──Added/Closed── pipe events
+//!              (Inbox on surveyor)           (timers, table, publications)
+//!              gd-server-snapshot: Inbox on rep0, encodes the table under its lock, replies
+//!  Subscriber  gd-subscriber-recv ──Publication──▶ gd-subscriber ──▶ your handler
+//!              gd-subscriber-snapshot ──Snapshot──▶ (replica, state)
+//!              (asked by gd-subscriber; Inbox on req0)
+//!  Client      no thread of its own (the callback above)
+//!  Python      one dispatcher thread per subscriber calls Python callbacks; library
+//!              threads never take the GIL (see the python/ crate)
+//! ```
+//!
+//! Every handle tears down through one path (`net::Workers`), on `close`, on drop
+//! and when `start` fails half-way, always in this order: tell its loop to stop →
+//! stop every aio (a pending receive fails at once) → join its threads (not the
+//! calling thread, when a subscriber is closed from its own handler) → close its
+//! sockets → drop its pipe-event callbacks. Aios are stopped before their sockets
+//! close because a receive that starts on a closing socket can wait on a queue that
+//! is gone; the callbacks are dropped last because they hold the handle's shared
+//! state (breaking the socket → callback → state cycle).
+//!
 //! # How it works
 //!
 //! ```text
@@ -49,22 +76,26 @@
 //!   metadata; an optional legacy publish URL carries the `|`-joined full list.
 //!
 //! Pure parts have no sockets and are unit-tested alone: [`wire`] (the codec, see
-//! `docs/PROTOCOL.md`), [`membership`] (the server's table) and [`replica`] (the
+//! `docs/PROTOCOL.md`), [`member_table`] (the server's table) and [`replica`] (the
 //! subscriber's copy).
 //!
 //! # Limitations
 //!
+//! NNG 1.11 with a few fixes of ours is built in (`vendor/nng-sys`, see its
+//! `PATCHES.md`); the crate's only unsafe NNG calls are in one private layer.
 //! One server per mesh for now (several servers and merging subscribers come later);
 //! no authentication yet. Names are unique in a mesh: two processes announcing the
 //! same name are seen as one member restarting back and forth.
 
 #![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod client;
 mod error;
 pub mod ffi;
 mod member;
-pub mod membership;
+pub mod member_table;
 mod net;
 #[doc(hidden)]
 pub mod nng;
@@ -83,5 +114,13 @@ pub use nng::Error as NngError;
 pub use server::{Server, ServerBuilder, ServerStats, ServerUrls};
 pub use subscriber::{fetch_snapshot, State, Subscriber, SubscriberBuilder, Update};
 
-/// This library's version, e.g. `0.1.0`.
+/// This library's version, e.g. `0.2.0`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The native wire protocol's version byte (`docs/PROTOCOL.md`).
+pub const WIRE_VERSION: u8 = wire::VERSION;
+
+/// The version of the NNG library linked in, e.g. `1.11.0`.
+pub fn nng_version() -> &'static str {
+    nng::version()
+}

@@ -444,6 +444,7 @@ unsafe impl Send for Message {}
 impl Message {
     /// A message with `header` (SP routing bytes) and `body`.
     pub fn new(header: &[u8], body: &[u8]) -> Message {
+        init();
         let mut m: *mut sys::nng_msg = std::ptr::null_mut();
         // SAFETY: a valid out-pointer; NNG allocates `body.len()` bytes.
         let rv = unsafe { sys::nng_msg_alloc(&mut m, 0) };
@@ -569,6 +570,7 @@ impl Aio {
     /// # Safety
     /// `arg` must stay valid for `cb` until the aio is stopped and freed.
     unsafe fn alloc(cb: Option<unsafe extern "C" fn(*mut c_void)>, arg: *mut c_void) -> Aio {
+        init();
         let mut a: *mut sys::nng_aio = std::ptr::null_mut();
         // SAFETY: a valid out-pointer; the caller vouches for `arg`.
         let rv = unsafe { sys::nng_aio_alloc(&mut a, cb, arg) };
@@ -795,5 +797,17 @@ mod tests {
         assert!(e.is_bad_url(), "{e:?}");
         assert!(!e.to_string().is_empty());
         assert_eq!(version(), "1.11.0");
+    }
+
+    #[test]
+    fn nng_runs_one_task_thread_per_cpu_and_at_least_two() {
+        let _s = Socket::open(Protocol::Pub0, false).unwrap();
+        let tasks = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == "nng:task")
+            .count();
+        assert_eq!(tasks as u64, task_threads());
+        assert!(tasks >= 2);
     }
 }

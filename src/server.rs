@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::member::{random_u64, Event, Limits};
-use crate::membership::MemberTable;
+use crate::member_table::MemberTable;
 use crate::net;
 use crate::nng::{self as nng, PipeEvent, Protocol, Socket};
 use crate::wire::{self, Message};

@@ -220,7 +220,13 @@ impl Subscriber {
             Some(url) => Some(snapshot_socket(url, &cfg, &shared, &tx, &mut workers)?),
             None => None,
         };
-        let (fetch_tx, fetch_rx) = mpsc::channel::<()>();
+        let (fetch_tx, fetch_rx) = mpsc::channel::<Ask>();
+        // The snapshot thread may be waiting for a request: wake it at shutdown
+        // (the worker that holds the other sender may be the thread closing us).
+        let stop_asks = fetch_tx.clone();
+        workers.on_stop(move || {
+            let _ = stop_asks.send(Ask::Stop);
+        });
         let mut worker = Worker {
             shared: shared.clone(),
             fetch: req.as_ref().map(|_| fetch_tx),
@@ -424,14 +430,21 @@ fn recv_thread(inbox: &mut nng::Inbox, tx: Sender<Input>) {
     }
 }
 
+/// What the worker asks of the snapshot thread.
+enum Ask {
+    Snapshot,
+    /// Shutdown: end the thread.
+    Stop,
+}
+
 fn snapshot_thread(
     req: &Socket,
     inbox: &mut nng::Inbox,
-    asks: Receiver<()>,
+    asks: Receiver<Ask>,
     tx: Sender<Input>,
     limits: Limits,
 ) {
-    while asks.recv().is_ok() {
+    while let Ok(Ask::Snapshot) = asks.recv() {
         // Non-blocking: fails at once while no server is connected (the worker
         // retries with backoff); once sent, req0 re-sends it until a reply comes.
         let request = nng::Message::new(&[], &wire::encode_snapshot_request());
@@ -455,7 +468,7 @@ const MAX_PENDING: usize = 100_000;
 struct Worker {
     shared: Arc<Shared>,
     /// Asks the snapshot thread for a snapshot; None for a legacy publisher.
-    fetch: Option<Sender<()>>,
+    fetch: Option<Sender<Ask>>,
     limits: Limits,
     stale_after: u32,
     handler: Option<Handler>,
@@ -483,7 +496,7 @@ impl Worker {
                 || now >= started + Duration::from_secs(1);
             if need_sync && !in_flight && ready && now >= next_try {
                 if let Some(f) = &self.fetch {
-                    in_flight = f.send(()).is_ok();
+                    in_flight = f.send(Ask::Snapshot).is_ok();
                 }
             }
             let mut wake = now + self.interval;

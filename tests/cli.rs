@@ -104,3 +104,22 @@ fn sigint_and_sigterm_exit_0() {
         }
     }
 }
+
+#[test]
+fn version_names_the_library_the_wire_and_nng() {
+    for flag in ["--version", "-V"] {
+        let (code, out, _) = run(&[flag]);
+        assert_eq!(code, 0);
+        assert_eq!(
+            out.trim_end(),
+            format!(
+                "gopherdiscovery {} (wire {}, NNG {})",
+                gopherdiscovery::VERSION,
+                gopherdiscovery::WIRE_VERSION,
+                gopherdiscovery::nng_version()
+            )
+        );
+    }
+    assert_eq!(gopherdiscovery::nng_version(), "1.11.0");
+    assert_eq!(gopherdiscovery::VERSION, env!("CARGO_PKG_VERSION"));
+}

@@ -12,8 +12,8 @@ fn open_fds() -> usize {
 
 /// A client closed right after it starts (while its connection is still being
 /// made, handshaken or handed to its socket) must leave no descriptor behind.
-/// NNG 1.4 leaked one now and then on the dialling side (vendor/nng-sys/PATCHES.md,
-/// third fix).
+/// NNG leaks one now and then on the dialling side without fix 3a
+/// (vendor/nng-sys/PATCHES.md).
 #[test]
 fn clients_closed_right_after_start_leave_no_descriptor() {
     let server = Server::builder()

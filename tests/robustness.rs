@@ -329,3 +329,39 @@ fn a_client_answers_only_real_surveys_and_keeps_answering_after_garbage() {
     }
     assert_eq!(answered[1].1, b"http://c:1");
 }
+
+#[test]
+fn a_subscriber_closed_from_its_own_handler_returns_and_stops() {
+    let server = tcp_server();
+    let _m = Client::builder("m")
+        .survey(server.urls().survey.clone())
+        .start()
+        .unwrap();
+    let slot: Arc<Mutex<Option<Subscriber>>> = Arc::new(Mutex::new(None));
+    let (tx, rx) = std::sync::mpsc::channel::<usize>();
+    let (s2, tx2) = (slot.clone(), Mutex::new(tx));
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let sub = Subscriber::builder()
+        .publish(server.urls().publish.clone())
+        .snapshot(Some(server.urls().snapshot.clone()))
+        .on_update(move |u| {
+            let n = c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if u.peers == ["m"] {
+                // Close from the handler's own thread: returns at once (it cannot
+                // wait for itself), and the other threads end.
+                if let Some(mut me) = s2.lock().unwrap().take() {
+                    assert!(me.on_own_thread());
+                    me.close();
+                    let _ = tx2.lock().unwrap().send(n);
+                }
+            }
+        })
+        .start()
+        .unwrap();
+    *slot.lock().unwrap() = Some(sub);
+    let n = rx
+        .recv_timeout(DEADLINE)
+        .expect("close from the handler did not return (it waited for its own threads)");
+    assert!(n >= 1);
+}

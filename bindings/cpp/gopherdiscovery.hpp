@@ -465,8 +465,14 @@ class Client {
   std::unique_ptr<detail::Callbacks> callbacks_;
 };
 
-/// The library's version, e.g. "0.1.0".
+/// The library's version, e.g. "0.2.0".
 inline std::string version() { return gd_version(); }
+
+/// The version of the NNG library built in, e.g. "1.11.0".
+inline std::string nng_version() { return gd_nng_version(); }
+
+/// The native wire protocol's version byte, e.g. 1.
+inline int wire_version() { return gd_wire_version(); }
 
 }  // namespace gopherdiscovery
 

@@ -28,6 +28,12 @@ mod objects;
 mod server;
 mod subscriber;
 
+/// The version of the NNG library linked in, e.g. ``"1.11.0"``.
+#[pyfunction]
+fn nng_version() -> &'static str {
+    gopherdiscovery::nng_version()
+}
+
 #[pymodule]
 fn _gopherdiscovery(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
@@ -40,6 +46,8 @@ fn _gopherdiscovery(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<subscriber::SubscriberCore>()?;
     m.add_class::<client::ClientCore>()?;
     m.add("__version__", gopherdiscovery::VERSION)?;
+    m.add("WIRE_VERSION", gopherdiscovery::WIRE_VERSION)?;
+    m.add_function(wrap_pyfunction!(nng_version, m)?)?;
     m.add("DEFAULT_SURVEY_URL", gopherdiscovery::DEFAULT_SURVEY_URL)?;
     m.add("DEFAULT_PUBLISH_URL", gopherdiscovery::DEFAULT_PUBLISH_URL)?;
     m.add(

@@ -151,3 +151,23 @@ def test_every_error_is_one_base_class() -> None:
     assert issubclass(gopherdiscovery.TimeoutError, TimeoutError)
     assert gopherdiscovery.Error.code is None
     assert all(c.__module__ == "gopherdiscovery" for c in classes)
+
+
+def test_versions_agree_with_the_cli() -> None:
+    import os
+    import re
+    import subprocess
+    from pathlib import Path
+
+    from conftest import ROOT
+
+    cli = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug" / "gopherdiscovery"
+    assert gopherdiscovery.nng_version() == "1.11.0"
+    assert gopherdiscovery.WIRE_VERSION >= 1
+    out = subprocess.run([str(cli), "--version"], capture_output=True, text=True, check=True)
+    expected = (
+        f"gopherdiscovery {gopherdiscovery.__version__} "
+        f"(wire {gopherdiscovery.WIRE_VERSION}, NNG {gopherdiscovery.nng_version()})"
+    )
+    assert out.stdout.strip() == expected
+    assert re.fullmatch(r"\d+\.\d+\.\d+", gopherdiscovery.__version__)

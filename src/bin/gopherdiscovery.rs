@@ -483,7 +483,12 @@ fn run() -> Result<(), Fail> {
         return Ok(());
     }
     if args.command == "version" {
-        println!("gopherdiscovery {}", gopherdiscovery::VERSION);
+        println!(
+            "gopherdiscovery {} (wire {}, NNG {})",
+            gopherdiscovery::VERSION,
+            gopherdiscovery::WIRE_VERSION,
+            gopherdiscovery::nng_version()
+        );
         return Ok(());
     }
     let default_level = if args.command == "serve" {

@@ -2,11 +2,12 @@
 //! set (the original's `ClientWithSub`).
 
 use std::ffi::c_char;
+use std::ptr::NonNull;
 use std::time::Duration;
 
 use super::{
-    gd_metadata_entry, gd_result, gd_subscriber, gd_subscriber_options, init_options,
-    read_metadata, read_options, req_str, run, slice, Fail, SizedOptions,
+    gd_metadata_entry, gd_result, gd_subscriber, gd_subscriber_options, guard, init_options,
+    read_metadata, read_options, req_str, run, slice, Fail, Handle, SizedOptions,
 };
 use crate::client::Client;
 
@@ -40,6 +41,8 @@ pub struct gd_client_options {
     pub watch: *const gd_subscriber_options,
 }
 
+// SAFETY: `repr(C)`, starts with `struct_size: usize`; the other fields are
+// raw pointers and integers, valid for every bit pattern.
 unsafe impl SizedOptions for gd_client_options {
     const NAME: &'static str = "gd_client_options";
     fn defaults() -> Self {
@@ -58,23 +61,52 @@ unsafe impl SizedOptions for gd_client_options {
 
 /// A running member (opaque), perhaps watching the member set.
 pub struct gd_client {
-    /// Boxed so that `gd_client_subscriber` hands out a stable pointer. Declared
-    /// first: it is closed before the client, as the Rust `Client` does.
-    watch: Option<Box<gd_subscriber>>,
+    /// The subscriber of a client that watches: the raw pointer of a
+    /// `Box<gd_subscriber>`, made once by `gd_client_join` and freed only by
+    /// `Drop`. `gd_client_subscriber` hands out this very pointer from a shared
+    /// borrow of the client, so no `&mut` is ever formed while C holds the
+    /// client (other threads may be using it at the same time). Dropped before
+    /// `client`, as the Rust `Client` does.
+    watch: Option<NonNull<gd_subscriber>>,
     client: Client,
 }
 
-unsafe fn handle<'a>(client: *const gd_client) -> Result<&'a gd_client, Fail> {
-    client
-        .as_ref()
-        .ok_or_else(|| Fail::invalid("client is NULL"))
+impl gd_client {
+    /// The client's subscriber, if it watches.
+    fn subscriber(&self) -> Option<&gd_subscriber> {
+        // SAFETY: `watch` comes from `Box::into_raw` in `gd_client_join` and is
+        // freed only when `self` is dropped, so it is live for the borrow of
+        // `self`; only shared references are made from it.
+        self.watch.map(|p| unsafe { p.as_ref() })
+    }
+}
+
+impl Drop for gd_client {
+    fn drop(&mut self) {
+        if let Some(p) = self.watch.take() {
+            // SAFETY: `p` comes from `Box::into_raw` in `gd_client_join` and is
+            // freed only here, once; the pointers handed out by
+            // `gd_client_subscriber` are invalid after `gd_client_close`.
+            drop(unsafe { Box::from_raw(p.as_ptr()) });
+        }
+    }
+}
+
+// SAFETY: the C type is the Rust type.
+unsafe impl Handle for gd_client {
+    type Rust = gd_client;
+    const WHAT: &'static str = "client";
 }
 
 /// Writes the default settings into `*options` (and sets its `struct_size`).
 /// Returns `GD_INVALID_OPTION` when `options` is NULL.
+///
+/// # Safety
+/// `options` is NULL or points to a writable `gd_client_options`.
 #[no_mangle]
 pub unsafe extern "C" fn gd_client_options_init(options: *mut gd_client_options) -> gd_result {
-    init_options("gd_client_options_init", options)
+    // SAFETY: our contract is `init_options`'s.
+    unsafe { init_options("gd_client_options_init", options) }
 }
 
 /// Joins the mesh as a member: dials every survey URL and answers each survey
@@ -95,6 +127,12 @@ pub unsafe extern "C" fn gd_client_options_init(options: *mut gd_client_options)
 ///
 /// Threads: the client answers on NNG's own threads (no thread of its own) and calls no
 /// user code; a watching client's callbacks run as `gd_on_peers` says.
+///
+/// # Safety
+/// `options` is NULL or a `gd_client_options` filled by `gd_client_options_init`
+/// whose pointers and counts describe readable strings and arrays (and `watch`
+/// is NULL or a `gd_subscriber_options` filled by its init call); `out` is NULL
+/// or writable.
 #[no_mangle]
 pub unsafe extern "C" fn gd_client_join(
     options: *const gd_client_options,
@@ -107,20 +145,23 @@ pub unsafe extern "C" fn gd_client_join(
         if options.is_null() {
             return Err(Fail::invalid("options is NULL (the name is required)"));
         }
-        let o = read_options(options)?;
-        let name = req_str(o.name, "name", gd_result::GD_INVALID_MEMBER)?;
+        // SAFETY: our contract on `options` is `read_options`'s.
+        let o = unsafe { read_options(options) }?;
+        // SAFETY: our contract: `name` is NULL or NUL-terminated; the builder
+        // copies it.
+        let name = unsafe { req_str(o.name, "name", gd_result::GD_INVALID_MEMBER) }?;
+        // SAFETY: our contract on `metadata` and `metadata_count`.
+        let metadata = unsafe { read_metadata(o.metadata, o.metadata_count) }?;
         let mut b = Client::builder(name)
-            .metadata(read_metadata(o.metadata, o.metadata_count)?)
+            .metadata(metadata)
             .reconnect_max(Duration::from_millis(o.reconnect_max_ms.into()));
-        for (i, &u) in slice(o.surveys, o.survey_count, "surveys")?
-            .iter()
-            .enumerate()
-        {
-            b = b.survey(req_str(
-                u,
-                &format!("surveys[{i}]"),
-                gd_result::GD_INVALID_URL,
-            )?);
+        // SAFETY: our contract on `surveys` and `survey_count`.
+        let surveys = unsafe { slice(o.surveys, o.survey_count, "surveys") }?;
+        for (i, &u) in surveys.iter().enumerate() {
+            let what = format!("surveys[{i}]");
+            // SAFETY: our contract: each survey URL is NULL or NUL-terminated;
+            // the builder copies it.
+            b = b.survey(unsafe { req_str(u, &what, gd_result::GD_INVALID_URL) }?);
         }
         let client = b.start()?;
         // The subscriber starts last, as the last step that can fail, so that a
@@ -128,12 +169,17 @@ pub unsafe extern "C" fn gd_client_join(
         let watch = if o.watch.is_null() {
             None
         } else {
-            Some(Box::new(gd_subscriber::start(o.watch, true)?))
+            // SAFETY: our contract on `watch` is `gd_subscriber::start`'s.
+            let sub = unsafe { gd_subscriber::start(o.watch, true) }?;
+            Some(NonNull::from(Box::leak(Box::new(sub))))
         };
-        let ptr = Box::into_raw(Box::new(gd_client { watch, client }));
-        *out = ptr;
-        if let Some(w) = &(*ptr).watch {
-            w.open_gate();
+        let c = gd_client { watch, client };
+        // SAFETY: `out` is not NULL (checked first), so writable by our contract.
+        unsafe { gd_client::give(out, c) };
+        if let Some(w) = watch {
+            // SAFETY: the box made above, now owned by the client just given
+            // out; the caller cannot close it before this call returns.
+            unsafe { w.as_ref() }.open_gate();
         }
         Ok(())
     })
@@ -146,6 +192,11 @@ pub unsafe extern "C" fn gd_client_join(
 /// Errors: `GD_INVALID_OPTION` (`client` NULL, or `entries` NULL with a count),
 /// `GD_INVALID_MEMBER` (a NULL or non-UTF-8 key or value, over the size limit);
 /// on error the metadata stays as it was.
+///
+/// # Safety
+/// `client` is NULL or a client from `gd_client_join` not yet closed; `entries`
+/// is NULL or points to `count` entries whose strings are NULL or
+/// NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn gd_client_set_metadata(
     client: *const gd_client,
@@ -153,8 +204,11 @@ pub unsafe extern "C" fn gd_client_set_metadata(
     count: usize,
 ) -> gd_result {
     run("gd_client_set_metadata", || {
-        let c = handle(client)?;
-        c.client.set_metadata(read_metadata(entries, count)?)?;
+        // SAFETY: our contract on `client` is `borrow`'s.
+        let c = unsafe { gd_client::borrow(client) }?;
+        // SAFETY: our contract on `entries` and `count` is `read_metadata`'s.
+        let md = unsafe { read_metadata(entries, count) }?;
+        c.client.set_metadata(md)?;
         Ok(())
     })
 }
@@ -166,11 +220,21 @@ pub unsafe extern "C" fn gd_client_set_metadata(
 /// **Ownership:** borrowed from the client, valid until `gd_client_close`
 /// returns; never pass it to `gd_subscriber_close` (refused with
 /// `GD_INVALID_OPTION`).
+///
+/// Like the other calls that do not close, it may run on several threads at
+/// once, callbacks included; every call on a client returns the same pointer.
+///
+/// # Safety
+/// `client` is NULL or a client from `gd_client_join` not yet closed.
 #[no_mangle]
 pub unsafe extern "C" fn gd_client_subscriber(client: *mut gd_client) -> *mut gd_subscriber {
-    super::guard(std::ptr::null_mut(), || match client.as_mut() {
-        Some(gd_client { watch: Some(w), .. }) => &mut **w as *mut gd_subscriber,
-        _ => std::ptr::null_mut(),
+    guard(std::ptr::null_mut(), || {
+        // SAFETY: our contract on `client` is `borrow`'s. Only a shared borrow:
+        // other threads may be using the client at the same time.
+        match unsafe { gd_client::borrow(client) } {
+            Ok(c) => c.watch.map_or(std::ptr::null_mut(), NonNull::as_ptr),
+            Err(_) => std::ptr::null_mut(),
+        }
     })
 }
 
@@ -186,16 +250,24 @@ pub unsafe extern "C" fn gd_client_subscriber(client: *mut gd_client) -> *mut gd
 /// Refused with `GD_INVALID_OPTION` (the client left open and working) when
 /// called from inside a callback of the client's own subscriber: it would wait
 /// for itself; close it from another thread.
+///
+/// # Safety
+/// `client` is NULL or a client from `gd_client_join` not yet closed, which no
+/// other call is using (its own callbacks aside).
 #[no_mangle]
 pub unsafe extern "C" fn gd_client_close(client: *mut gd_client) -> gd_result {
     run("gd_client_close", || {
-        let Some(c) = client.as_ref() else {
+        if client.is_null() {
             return Ok(());
-        };
-        if let Some(w) = &c.watch {
+        }
+        // SAFETY: our contract on `client` is `borrow`'s.
+        let c = unsafe { gd_client::borrow(client) }?;
+        if let Some(w) = c.subscriber() {
             w.stop_callbacks("gd_client_close")?;
         }
-        drop(Box::from_raw(client));
+        // SAFETY: our contract; `c` is not used any more, and once
+        // `stop_callbacks` returned no callback uses the client.
+        drop(unsafe { gd_client::take(client) });
         Ok(())
     })
 }

@@ -5,12 +5,14 @@
 //! - Every object is an opaque handle owned by a `Box`: created by one call
 //!   (`gd_server_start`, `gd_client_join`, `gd_subscriber_open`,
 //!   `gd_subscriber_peers`), freed by exactly one other (`gd_*_close`,
-//!   `gd_peer_list_free`), NULL accepted by the freeing call.
+//!   `gd_peer_list_free`), NULL accepted by the freeing call. Every handle
+//!   crosses the ABI through `Handle`: `give` hands it out, `borrow` lends it
+//!   (shared only: other threads may use it at the same time), `take` frees it.
 //! - Every fallible call returns a [`gd_result`] with the numbers of
 //!   [`crate::ErrorCode`]; out-parameters are written only on success; the message
 //!   goes to a thread-local slot that `gd_last_error_message` copies into a
 //!   caller-owned buffer.
-//! - Every exported body runs inside [`run`] or [`guard`]: a panic becomes
+//! - Every exported body runs inside `run` or `guard`: a panic becomes
 //!   `GD_IO` (or a documented neutral value), never an unwind into C.
 //! - Options structs start with `struct_size` and are read up to that size, so a
 //!   binary compiled against an older header keeps working when fields are added.
@@ -19,9 +21,12 @@
 //! conventions on purpose.
 
 #![allow(non_camel_case_types)]
-// The safety contract of every `unsafe extern "C"` function is its C contract,
-// written in its doc comment (and so in the header).
-#![allow(clippy::missing_safety_doc)]
+// Every unsafe operation sits in its own narrow `unsafe { }` block with a
+// `// SAFETY:` comment saying why it is sound, also inside `unsafe fn` bodies;
+// every `unsafe fn` has a `# Safety` section (for an exported one it is the C
+// caller's contract, and so it is in the header too).
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod client;
 mod server;
@@ -52,11 +57,12 @@ pub enum gd_result {
     GD_INVALID_URL = 1,
     /// A listen URL whose address another socket already holds.
     GD_ADDRESS_IN_USE = 2,
-    /// An option or argument the call cannot accept: a nonsense value (deadline
-    /// >= interval, zero counts), a NULL where a pointer is required, an options
-    /// struct whose `struct_size` was not set by its init call, a handle closed
-    /// the wrong way (from its own callback, or a client's subscriber passed to
-    /// `gd_subscriber_close`). The handle involved is left as it was.
+    /// An option or argument the call cannot accept: a nonsense value (a
+    /// deadline >= interval, zero counts), a NULL where a pointer is required,
+    /// an options struct whose `struct_size` was not set by its init call, a
+    /// handle closed the wrong way (from its own callback, or a client's
+    /// subscriber passed to `gd_subscriber_close`). The handle involved is left
+    /// as it was.
     GD_INVALID_OPTION = 3,
     /// A member name or metadata that breaks the limits (empty, too long, too
     /// large, NULL, not UTF-8).
@@ -177,7 +183,8 @@ pub(crate) fn guard<T>(fallback: T, body: impl FnOnce() -> T) -> T {
 /// Borrows a NUL-terminated string; `None` for NULL.
 ///
 /// # Safety
-/// `p` is NULL or points to a NUL-terminated string that outlives `'a`.
+/// `p` is NULL or points to a NUL-terminated string that is not written to and
+/// outlives `'a`.
 pub(crate) unsafe fn opt_str<'a>(
     p: *const c_char,
     what: &str,
@@ -186,29 +193,43 @@ pub(crate) unsafe fn opt_str<'a>(
     if p.is_null() {
         return Ok(None);
     }
-    CStr::from_ptr(p)
-        .to_str()
+    // SAFETY: `p` is not NULL, so by this function's contract it points to a
+    // NUL-terminated string that lives for `'a` unchanged.
+    let c = unsafe { CStr::from_ptr(p) };
+    c.to_str()
         .map(Some)
         .map_err(|_| Fail::new(code, format!("{what} is not valid UTF-8")))
 }
 
 /// Like [`opt_str`], but NULL is refused with `code`.
+///
+/// # Safety
+/// As for [`opt_str`].
 pub(crate) unsafe fn req_str<'a>(
     p: *const c_char,
     what: &str,
     code: gd_result,
 ) -> Result<&'a str, Fail> {
-    opt_str(p, what, code)?.ok_or_else(|| Fail::new(code, format!("{what} is NULL")))
+    // SAFETY: the same contract as ours, passed on.
+    let s = unsafe { opt_str(p, what, code) }?;
+    s.ok_or_else(|| Fail::new(code, format!("{what} is NULL")))
 }
 
 /// A URL option: NULL means `default`.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string, readable during the call.
 pub(crate) unsafe fn url_or(p: *const c_char, what: &str, default: &str) -> Result<String, Fail> {
-    Ok(opt_str(p, what, gd_result::GD_INVALID_URL)?
-        .unwrap_or(default)
-        .to_owned())
+    // SAFETY: our contract; the borrowed string is copied before we return.
+    let s = unsafe { opt_str(p, what, gd_result::GD_INVALID_URL) }?;
+    Ok(s.unwrap_or(default).to_owned())
 }
 
 /// Borrows `count` items at `p` (NULL is fine when `count` is 0).
+///
+/// # Safety
+/// When `count` is not 0, `p` is NULL or points to `count` initialised, properly
+/// aligned values of `T` that are not written to and outlive `'a`.
 pub(crate) unsafe fn slice<'a, T>(p: *const T, count: usize, what: &str) -> Result<&'a [T], Fail> {
     if count == 0 {
         return Ok(&[]);
@@ -221,19 +242,31 @@ pub(crate) unsafe fn slice<'a, T>(p: *const T, count: usize, what: &str) -> Resu
     if count > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
         return Err(Fail::invalid(format!("{what} count {count} is too large")));
     }
-    Ok(std::slice::from_raw_parts(p, count))
+    // SAFETY: `p` is not NULL and `count * size_of::<T>()` fits in an `isize`
+    // (checked above); the caller promises `count` live, aligned values at `p`.
+    Ok(unsafe { std::slice::from_raw_parts(p, count) })
 }
 
 /// Reads `count` metadata entries (later keys replace earlier equal ones).
+///
+/// # Safety
+/// `entries` is as for [`slice`] (`count` entries, or NULL with a count of 0),
+/// and each entry's `key` and `value` is NULL or a NUL-terminated string, all
+/// readable during the call.
 pub(crate) unsafe fn read_metadata(
     entries: *const gd_metadata_entry,
     count: usize,
 ) -> Result<Metadata, Fail> {
     let code = gd_result::GD_INVALID_MEMBER;
     let mut md = Metadata::new();
-    for (i, e) in slice(entries, count, "metadata")?.iter().enumerate() {
-        let key = req_str(e.key, &format!("metadata[{i}].key"), code)?;
-        let value = req_str(e.value, &format!("metadata[{i}].value"), code)?;
+    // SAFETY: our contract on `entries` and `count`; the slice is used only
+    // during this call.
+    let entries = unsafe { slice(entries, count, "metadata") }?;
+    for (i, e) in entries.iter().enumerate() {
+        // SAFETY: our contract on each entry's strings; both are copied below.
+        let key = unsafe { req_str(e.key, &format!("metadata[{i}].key"), code) }?;
+        // SAFETY: as for `key`.
+        let value = unsafe { req_str(e.value, &format!("metadata[{i}].value"), code) }?;
         md.insert(key.to_owned(), value.to_owned());
     }
     Ok(md)
@@ -272,6 +305,72 @@ impl CStrings {
     }
 }
 
+/// An opaque handle as it crosses the ABI (after rustls-ffi's `Castable`): the
+/// C caller holds the raw pointer of a `Box<Self::Rust>`, typed `*mut Self`.
+/// Every `gd_*` function goes through these three helpers: [`Handle::give`] to
+/// hand a new handle out, [`Handle::borrow`] to use one, [`Handle::take`] to
+/// free it. Only shared references are ever formed from a handle while C holds
+/// it (other threads may be using it at the same time), and the only unique
+/// ownership is the `Box` that `take` gives back.
+///
+/// # Safety
+/// A pointer to `Self::Rust` cast to `*mut Self` and back is the same pointer:
+/// `Self` is `Self::Rust`, or `Self::Rust` is `repr(C)` and starts with a `Self`.
+pub(crate) unsafe trait Handle: Sized {
+    /// The Rust value behind the pointer (`Self` for most handles).
+    type Rust;
+    /// The argument's name in the message of a NULL handle, e.g. `"client"`.
+    const WHAT: &'static str;
+
+    /// Moves `value` into a new box and writes its pointer into `*out`: from now
+    /// on the C caller owns it, until it gives it back to [`Handle::take`].
+    /// Returns the pointer written.
+    ///
+    /// # Safety
+    /// `out` is non-NULL, aligned and valid for writing one pointer. (Callers
+    /// check `out` for NULL before building `value`, so that a NULL is refused
+    /// without starting and stopping anything.)
+    unsafe fn give(out: *mut *mut Self, value: Self::Rust) -> *mut Self {
+        let ptr = Box::into_raw(Box::new(value)).cast::<Self>();
+        // SAFETY: the caller promises `out` is valid for one pointer write.
+        unsafe { out.write(ptr) };
+        ptr
+    }
+
+    /// Borrows a handle for the duration of a call; NULL is refused with
+    /// `GD_INVALID_OPTION` ("client is NULL").
+    ///
+    /// # Safety
+    /// `ptr` is NULL or a pointer from [`Handle::give`] of this type that has not
+    /// been passed to [`Handle::take`], and it is not taken during `'a` (the
+    /// header's rule: no `gd_*_close` runs at the same time as another call on
+    /// the same handle).
+    unsafe fn borrow<'a>(ptr: *const Self) -> Result<&'a Self::Rust, Fail> {
+        // SAFETY: by our contract and the trait's, a non-NULL `ptr` is a live
+        // `Box<Self::Rust>` that nobody holds a `&mut` to (only shared references
+        // are made from a handle), valid for `'a`.
+        let r = unsafe { ptr.cast::<Self::Rust>().as_ref() };
+        r.ok_or_else(|| Fail::invalid(format!("{} is NULL", Self::WHAT)))
+    }
+
+    /// Takes back ownership of a handle to free it; `None` for NULL. The C
+    /// pointer dangles afterwards.
+    ///
+    /// # Safety
+    /// `ptr` is NULL or a pointer from [`Handle::give`] of this type that has not
+    /// been passed to `take` before, and no reference made from it by
+    /// [`Handle::borrow`] is used any more (no other call on it is in progress).
+    unsafe fn take(ptr: *mut Self) -> Option<Box<Self::Rust>> {
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: by our contract `ptr` came from `Box::into_raw` of a
+        // `Box<Self::Rust>` (cast back per the trait's contract), is taken once,
+        // and is no longer borrowed.
+        Some(unsafe { Box::from_raw(ptr.cast::<Self::Rust>()) })
+    }
+}
+
 /// An options struct that starts with `size_t struct_size`.
 ///
 /// # Safety
@@ -288,12 +387,19 @@ pub(crate) unsafe trait SizedOptions: Copy {
 /// older or newer one: fields past the caller's `struct_size` keep their
 /// defaults; fields this library does not know must be zero. NULL gives the
 /// defaults.
+///
+/// # Safety
+/// `p` is NULL or points to a readable options struct as the caller was
+/// compiled: it starts with `struct_size`, and `struct_size` bytes (or, when
+/// the struct is too small to be valid, at least one `usize`) are readable.
 pub(crate) unsafe fn read_options<T: SizedOptions>(p: *const T) -> Result<T, Fail> {
     if p.is_null() {
         return Ok(T::defaults());
     }
     let ours = std::mem::size_of::<T>();
-    let size = std::ptr::read_unaligned(p.cast::<usize>());
+    // SAFETY: `p` is not NULL and, by our contract, starts with a readable
+    // `usize` (unaligned read: the caller's struct may be packed differently).
+    let size = unsafe { std::ptr::read_unaligned(p.cast::<usize>()) };
     // Every published version's size is accepted; version 1 is the only one yet.
     const SLACK: usize = 4096;
     if size < ours || size > ours + SLACK || size % std::mem::align_of::<T>() != 0 {
@@ -303,7 +409,9 @@ pub(crate) unsafe fn read_options<T: SizedOptions>(p: *const T) -> Result<T, Fai
             T::NAME
         )));
     }
-    let bytes = std::slice::from_raw_parts(p.cast::<u8>(), size);
+    // SAFETY: our contract: `size` bytes at `p` are readable (and `size` is at
+    // most `ours + SLACK`, far below `isize::MAX`); `u8` has no alignment.
+    let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), size) };
     if bytes[ours..].iter().any(|&b| b != 0) {
         return Err(Fail::invalid(format!(
             "{} sets fields this version of the library does not know ({})",
@@ -311,44 +419,97 @@ pub(crate) unsafe fn read_options<T: SizedOptions>(p: *const T) -> Result<T, Fai
             crate::VERSION
         )));
     }
-    Ok(std::ptr::read_unaligned(p))
+    // SAFETY: `size >= ours` bytes are readable at `p`, and every bit pattern
+    // of `T` is a valid `T` (the `SizedOptions` contract).
+    Ok(unsafe { std::ptr::read_unaligned(p) })
 }
 
 /// Writes the defaults into `*p` (the shared body of `gd_*_options_init`).
+///
+/// # Safety
+/// `p` is NULL or valid for writing a `T` (any alignment).
 pub(crate) unsafe fn init_options<T: SizedOptions>(name: &str, p: *mut T) -> gd_result {
     run(name, || {
         if p.is_null() {
             return Err(Fail::invalid("options is NULL"));
         }
-        std::ptr::write_unaligned(p, T::defaults());
+        // SAFETY: `p` is not NULL, so by our contract valid for an unaligned write.
+        unsafe { std::ptr::write_unaligned(p, T::defaults()) };
         Ok(())
     })
 }
 
-/// The library's version, e.g. `"0.1.0"`: a static string, never NULL, never freed.
+/// A `&'static CStr` from a byte literal ending in its NUL (checked at compile
+/// time when used in a `const`).
+pub(crate) const fn cstr(bytes: &'static [u8]) -> &'static CStr {
+    match CStr::from_bytes_with_nul(bytes) {
+        Ok(s) => s,
+        Err(_) => panic!("a C string literal must end in its only NUL"),
+    }
+}
+
+/// The static name of `value` in `table` (one table per C enum), or `fallback`.
+pub(crate) fn name_in(
+    table: &[(i32, &'static CStr)],
+    value: i32,
+    fallback: &'static CStr,
+) -> *const c_char {
+    table
+        .iter()
+        .find(|(v, _)| *v == value)
+        .map_or(fallback, |&(_, name)| name)
+        .as_ptr()
+}
+
+/// The names of the `gd_result` codes, for `gd_strerror`.
+const RESULT_NAMES: &[(i32, &CStr)] = &[
+    (gd_result::GD_OK as i32, cstr(b"success\0")),
+    (gd_result::GD_INVALID_URL as i32, cstr(b"invalid URL\0")),
+    (
+        gd_result::GD_ADDRESS_IN_USE as i32,
+        cstr(b"address in use\0"),
+    ),
+    (
+        gd_result::GD_INVALID_OPTION as i32,
+        cstr(b"invalid option or argument\0"),
+    ),
+    (
+        gd_result::GD_INVALID_MEMBER as i32,
+        cstr(b"invalid member\0"),
+    ),
+    (gd_result::GD_TIMEOUT as i32, cstr(b"timed out\0")),
+    (gd_result::GD_CLOSED as i32, cstr(b"closed\0")),
+    (gd_result::GD_PROTOCOL as i32, cstr(b"protocol error\0")),
+    (gd_result::GD_TRANSPORT as i32, cstr(b"transport error\0")),
+    (gd_result::GD_IO as i32, cstr(b"I/O or internal error\0")),
+];
+
+/// The library's version, e.g. `"0.2.0"`: a static string, never NULL, never freed.
 #[no_mangle]
 pub extern "C" fn gd_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The version of the NNG library built in, e.g. `"1.11.0"`: a static string,
+/// never NULL, never freed.
+#[no_mangle]
+pub extern "C" fn gd_nng_version() -> *const c_char {
+    static V: std::sync::OnceLock<std::ffi::CString> = std::sync::OnceLock::new();
+    V.get_or_init(|| std::ffi::CString::new(crate::nng_version()).unwrap_or_default())
+        .as_ptr()
+}
+
+/// The native wire protocol's version byte (`docs/PROTOCOL.md`), e.g. 1.
+#[no_mangle]
+pub extern "C" fn gd_wire_version() -> u8 {
+    crate::WIRE_VERSION
 }
 
 /// The name of a result code, e.g. `"invalid URL"` for `GD_INVALID_URL`: a static
 /// string, never NULL, never freed. Unknown codes give `"unknown error code"`.
 #[no_mangle]
 pub extern "C" fn gd_strerror(code: i32) -> *const c_char {
-    let s: &'static str = match code {
-        0 => "success\0",
-        1 => "invalid URL\0",
-        2 => "address in use\0",
-        3 => "invalid option or argument\0",
-        4 => "invalid member\0",
-        5 => "timed out\0",
-        6 => "closed\0",
-        7 => "protocol error\0",
-        8 => "transport error\0",
-        9 => "I/O or internal error\0",
-        _ => "unknown error code\0",
-    };
-    s.as_ptr().cast()
+    name_in(RESULT_NAMES, code, cstr(b"unknown error code\0"))
 }
 
 /// Copies the message of the last call that failed on the calling thread into
@@ -358,6 +519,9 @@ pub extern "C" fn gd_strerror(code: i32) -> *const c_char {
 /// The message is `""` when no call has failed on this thread; a successful call
 /// does not clear it (read it right after the failing call, like `errno`).
 /// `buf` is owned by the caller and written only during the call.
+///
+/// # Safety
+/// `buf` is NULL or valid for writing `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn gd_last_error_message(buf: *mut c_char, len: usize) -> usize {
     guard(0, || {
@@ -369,8 +533,11 @@ pub unsafe extern "C" fn gd_last_error_message(buf: *mut c_char, len: usize) -> 
                     while !msg.is_char_boundary(n) {
                         n -= 1;
                     }
-                    std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
-                    *buf.add(n) = 0;
+                    // SAFETY: `buf` is valid for `len > n` bytes (our contract)
+                    // and cannot overlap the message, which the library owns.
+                    unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n) };
+                    // SAFETY: `n < len`, so `buf + n` is in the caller's buffer.
+                    unsafe { buf.add(n).write(0) };
                 }
                 msg.len()
             })
@@ -398,9 +565,47 @@ mod tests {
         ];
         for c in all {
             assert_eq!(gd_result::from(c) as i32, c as i32);
+            // SAFETY: gd_strerror returns a static NUL-terminated string.
             let name = unsafe { CStr::from_ptr(gd_strerror(c as i32)) };
             assert_ne!(name.to_str().unwrap(), "unknown error code");
         }
+        // SAFETY: as above.
+        let unknown = unsafe { CStr::from_ptr(gd_strerror(10)) };
+        assert_eq!(unknown.to_str().unwrap(), "unknown error code");
+        // SAFETY: as above.
+        let io = unsafe { CStr::from_ptr(gd_strerror(gd_result::GD_IO as i32)) };
+        assert_eq!(io.to_str().unwrap(), "I/O or internal error");
+    }
+
+    #[test]
+    fn every_enum_value_has_its_name() {
+        fn name(p: *const c_char) -> &'static str {
+            // SAFETY: the *_str functions return static NUL-terminated strings.
+            unsafe { CStr::from_ptr(p) }.to_str().unwrap()
+        }
+        use gd_event_kind::*;
+        use gd_reason::*;
+        use gd_state::*;
+        for (k, n) in [(GD_EVENT_JOINED, "joined"), (GD_EVENT_LEFT, "left")] {
+            assert_eq!(name(gd_event_kind_str(k as i32)), n);
+        }
+        assert_eq!(name(gd_event_kind_str(GD_EVENT_UPDATED as i32)), "updated");
+        assert_eq!(name(gd_event_kind_str(0)), "unknown");
+        let reasons = [
+            (GD_REASON_NONE, "none"),
+            (GD_REASON_CLOSED, "closed"),
+            (GD_REASON_TIMEOUT, "timeout"),
+            (GD_REASON_RESTARTED, "restarted"),
+        ];
+        for (r, n) in reasons {
+            assert_eq!(name(gd_reason_str(r as i32)), n);
+        }
+        assert_eq!(name(gd_reason_str(-1)), "unknown");
+        for (st, n) in [(GD_STATE_SYNCING, "syncing"), (GD_STATE_LIVE, "live")] {
+            assert_eq!(name(gd_state_str(st as i32)), n);
+        }
+        assert_eq!(name(gd_state_str(GD_STATE_STALE as i32)), "stale");
+        assert_eq!(name(gd_state_str(3)), "unknown");
     }
 
     #[test]
@@ -408,7 +613,9 @@ mod tests {
         let r = run("gd_test", || panic!("boom"));
         assert_eq!(r, gd_result::GD_IO);
         let mut buf = [0 as c_char; 64];
+        // SAFETY: `buf` is writable for `buf.len()` bytes.
         let n = unsafe { gd_last_error_message(buf.as_mut_ptr(), buf.len()) };
+        // SAFETY: gd_last_error_message NUL-terminated `buf`.
         let msg = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap();
         assert_eq!(n, msg.len());
         assert!(msg.contains("boom"), "{msg}");
@@ -418,6 +625,7 @@ mod tests {
     fn the_message_is_cut_at_a_character_boundary() {
         set_last_error("aé".into());
         let mut buf = [0x7f as c_char; 3];
+        // SAFETY: `buf` is writable for `buf.len()` bytes.
         let n = unsafe { gd_last_error_message(buf.as_mut_ptr(), buf.len()) };
         assert_eq!(n, 3);
         assert_eq!(buf[..2], [b'a' as c_char, 0]);

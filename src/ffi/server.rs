@@ -4,7 +4,7 @@ use std::ffi::{c_char, CString};
 use std::time::Duration;
 
 use super::{gd_result, guard};
-use super::{init_options, read_options, run, to_cstring, url_or, Fail, SizedOptions};
+use super::{init_options, read_options, run, to_cstring, url_or, Fail, Handle, SizedOptions};
 use crate::member::Limits;
 use crate::net::{DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL, DEFAULT_SURVEY_URL};
 use crate::server::Server;
@@ -40,6 +40,8 @@ pub struct gd_server_options {
     pub max_members: u32,
 }
 
+// SAFETY: `repr(C)`, starts with `struct_size: usize`; the other fields are
+// raw pointers and integers, valid for every bit pattern.
 unsafe impl SizedOptions for gd_server_options {
     const NAME: &'static str = "gd_server_options";
     fn defaults() -> Self {
@@ -80,11 +82,21 @@ pub struct gd_server {
     urls: [Option<CString>; 4],
 }
 
+// SAFETY: the C type is the Rust type.
+unsafe impl Handle for gd_server {
+    type Rust = gd_server;
+    const WHAT: &'static str = "server";
+}
+
 /// Writes the default settings into `*options` (and sets its `struct_size`).
 /// Returns `GD_INVALID_OPTION` when `options` is NULL.
+///
+/// # Safety
+/// `options` is NULL or points to a writable `gd_server_options`.
 #[no_mangle]
 pub unsafe extern "C" fn gd_server_options_init(options: *mut gd_server_options) -> gd_result {
-    init_options("gd_server_options_init", options)
+    // SAFETY: our contract is `init_options`'s.
+    unsafe { init_options("gd_server_options_init", options) }
 }
 
 /// Starts a discovery server: listens on the survey, publish and snapshot URLs
@@ -101,6 +113,10 @@ pub unsafe extern "C" fn gd_server_options_init(options: *mut gd_server_options)
 ///
 /// Threads: the server runs three library threads (`gd-server-loop`,
 /// `gd-server-answers`, `gd-server-snapshot`); it calls no user code.
+///
+/// # Safety
+/// `options` is NULL or a `gd_server_options` filled by `gd_server_options_init`
+/// whose strings are NULL or NUL-terminated; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn gd_server_start(
     options: *const gd_server_options,
@@ -110,23 +126,33 @@ pub unsafe extern "C" fn gd_server_start(
         if out.is_null() {
             return Err(Fail::invalid("out is NULL"));
         }
-        let o = read_options(options)?;
+        // SAFETY: our contract on `options` is `read_options`'s.
+        let o = unsafe { read_options(options) }?;
+        // SAFETY: our contract: each URL string is NULL or NUL-terminated;
+        // `url_or` copies it.
+        let survey = unsafe { url_or(o.survey, "survey", DEFAULT_SURVEY_URL) }?;
+        // SAFETY: as for `survey`.
+        let publish = unsafe { url_or(o.publish, "publish", DEFAULT_PUBLISH_URL) }?;
+        // SAFETY: as for `survey`.
+        let snapshot = unsafe { url_or(o.snapshot, "snapshot", DEFAULT_SNAPSHOT_URL) }?;
+        // SAFETY: as for `survey`; the borrowed string is copied at once.
+        let legacy = unsafe {
+            super::opt_str(
+                o.legacy_publish,
+                "legacy_publish",
+                gd_result::GD_INVALID_URL,
+            )
+        }?
+        .map(str::to_owned);
         let limits = Limits {
             max_members: o.max_members as usize,
             ..Limits::default()
         };
         let server = Server::builder()
-            .survey(url_or(o.survey, "survey", DEFAULT_SURVEY_URL)?)
-            .publish(url_or(o.publish, "publish", DEFAULT_PUBLISH_URL)?)
-            .snapshot(url_or(o.snapshot, "snapshot", DEFAULT_SNAPSHOT_URL)?)
-            .legacy_publish(
-                super::opt_str(
-                    o.legacy_publish,
-                    "legacy_publish",
-                    gd_result::GD_INVALID_URL,
-                )?
-                .map(str::to_owned),
-            )
+            .survey(survey)
+            .publish(publish)
+            .snapshot(snapshot)
+            .legacy_publish(legacy)
             .interval(Duration::from_millis(o.interval_ms.into()))
             .deadline(Duration::from_millis(o.deadline_ms.into()))
             .evict_after(o.evict_after)
@@ -139,7 +165,8 @@ pub unsafe extern "C" fn gd_server_start(
             Some(to_cstring(&u.snapshot)),
             u.legacy_publish.as_deref().map(to_cstring),
         ];
-        *out = Box::into_raw(Box::new(gd_server { server, urls }));
+        // SAFETY: `out` is not NULL (checked first), so writable by our contract.
+        unsafe { gd_server::give(out, gd_server { server, urls }) };
         Ok(())
     })
 }
@@ -148,10 +175,14 @@ pub unsafe extern "C" fn gd_server_start(
 /// port 0 is replaced by the real port. **Lifetime:** owned by the server, valid
 /// until `gd_server_close`; do not free it. Returns NULL when `server` is NULL,
 /// `which` is not a `gd_socket` value, or the server has no such socket.
+///
+/// # Safety
+/// `server` is NULL or a server from `gd_server_start` not yet closed.
 #[no_mangle]
 pub unsafe extern "C" fn gd_server_url(server: *const gd_server, which: i32) -> *const c_char {
     guard(std::ptr::null(), || {
-        let Some(s) = server.as_ref() else {
+        // SAFETY: our contract on `server` is `borrow`'s.
+        let Ok(s) = (unsafe { gd_server::borrow(server) }) else {
             return std::ptr::null();
         };
         match usize::try_from(which - 1).ok().and_then(|i| s.urls.get(i)) {
@@ -168,12 +199,15 @@ pub unsafe extern "C" fn gd_server_url(server: *const gd_server, which: i32) -> 
 /// pointer and every URL string from `gd_server_url` are invalid. NULL is
 /// accepted (returns `GD_OK`). Never call it twice on the same server, nor while
 /// another thread uses the server.
+///
+/// # Safety
+/// `server` is NULL or a server from `gd_server_start` not yet closed, which no
+/// other call is using.
 #[no_mangle]
 pub unsafe extern "C" fn gd_server_close(server: *mut gd_server) -> gd_result {
     run("gd_server_close", || {
-        if !server.is_null() {
-            drop(Box::from_raw(server));
-        }
+        // SAFETY: our contract on `server` is `take`'s.
+        drop(unsafe { gd_server::take(server) });
         Ok(())
     })
 }

@@ -17,8 +17,8 @@ use std::thread::ThreadId;
 use std::time::Duration;
 
 use super::{
-    gd_metadata_entry, gd_result, guard, init_options, read_options, run, to_cstring, url_or,
-    CStrings, Fail, SizedOptions,
+    cstr, gd_metadata_entry, gd_result, guard, init_options, name_in, read_options, run,
+    to_cstring, url_or, CStrings, Fail, Handle, SizedOptions,
 };
 use crate::member::{Event, EventKind, Reason};
 use crate::net::{DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL};
@@ -135,6 +135,9 @@ pub struct gd_subscriber_options {
     pub user: *mut c_void,
 }
 
+// SAFETY: `repr(C)`, starts with `struct_size: usize`; the other fields are
+// raw pointers, integers and nullable function pointers, valid for every bit
+// pattern.
 unsafe impl SizedOptions for gd_subscriber_options {
     const NAME: &'static str = "gd_subscriber_options";
     fn defaults() -> Self {
@@ -396,13 +399,21 @@ pub struct gd_subscriber {
 impl gd_subscriber {
     /// Builds and starts a subscriber from C options. The gate stays shut until
     /// [`gd_subscriber::open_gate`].
+    ///
+    /// # Safety
+    /// `options` is NULL or a `gd_subscriber_options` filled by its init call
+    /// (see [`read_options`]) whose URL strings are NULL or NUL-terminated.
     pub(crate) unsafe fn start(
         options: *const gd_subscriber_options,
         in_client: bool,
     ) -> Result<gd_subscriber, Fail> {
-        let o = read_options(options)?;
-        let publish = url_or(o.publish, "publish", DEFAULT_PUBLISH_URL)?;
-        let snapshot = super::opt_str(o.snapshot, "snapshot", gd_result::GD_INVALID_URL)?;
+        // SAFETY: our contract on `options` is `read_options`'s.
+        let o = unsafe { read_options(options) }?;
+        // SAFETY: our contract: the URL is NULL or NUL-terminated; copied.
+        let publish = unsafe { url_or(o.publish, "publish", DEFAULT_PUBLISH_URL) }?;
+        // SAFETY: as for `publish`; the borrow ends within this call.
+        let snapshot =
+            unsafe { super::opt_str(o.snapshot, "snapshot", gd_result::GD_INVALID_URL) }?;
         let snapshot = match (o.legacy != 0, snapshot) {
             (true, Some(_)) => {
                 return Err(Fail::invalid(
@@ -448,18 +459,23 @@ impl gd_subscriber {
     }
 }
 
-unsafe fn handle<'a>(sub: *const gd_subscriber) -> Result<&'a gd_subscriber, Fail> {
-    sub.as_ref()
-        .ok_or_else(|| Fail::invalid("subscriber is NULL"))
+// SAFETY: the C type is the Rust type.
+unsafe impl Handle for gd_subscriber {
+    type Rust = gd_subscriber;
+    const WHAT: &'static str = "subscriber";
 }
 
 /// Writes the default settings into `*options` (and sets its `struct_size`).
 /// Returns `GD_INVALID_OPTION` when `options` is NULL.
+///
+/// # Safety
+/// `options` is NULL or points to a writable `gd_subscriber_options`.
 #[no_mangle]
 pub unsafe extern "C" fn gd_subscriber_options_init(
     options: *mut gd_subscriber_options,
 ) -> gd_result {
-    init_options("gd_subscriber_options_init", options)
+    // SAFETY: our contract is `init_options`'s.
+    unsafe { init_options("gd_subscriber_options_init", options) }
 }
 
 /// Opens a subscriber: subscribes to the publish URL, fetches a snapshot, then
@@ -475,6 +491,11 @@ pub unsafe extern "C" fn gd_subscriber_options_init(
 /// No callback runs before this call has stored the handle in `*out`.
 ///
 /// Errors: `GD_INVALID_URL`, `GD_INVALID_OPTION`, `GD_TRANSPORT`, `GD_IO`.
+///
+/// # Safety
+/// `options` is NULL or a `gd_subscriber_options` filled by
+/// `gd_subscriber_options_init` whose strings are NULL or NUL-terminated; `out`
+/// is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn gd_subscriber_open(
     options: *const gd_subscriber_options,
@@ -484,10 +505,13 @@ pub unsafe extern "C" fn gd_subscriber_open(
         if out.is_null() {
             return Err(Fail::invalid("out is NULL"));
         }
-        let sub = Box::new(gd_subscriber::start(options, false)?);
-        let ptr = Box::into_raw(sub);
-        *out = ptr;
-        (*ptr).open_gate();
+        // SAFETY: our contract on `options` is `start`'s.
+        let sub = unsafe { gd_subscriber::start(options, false) }?;
+        // SAFETY: `out` is not NULL (checked first), so writable by our contract.
+        let ptr = unsafe { gd_subscriber::give(out, sub) };
+        // SAFETY: `ptr` was just given out; the caller cannot close it before
+        // this call returns.
+        unsafe { gd_subscriber::borrow(ptr) }?.open_gate();
         Ok(())
     })
 }
@@ -505,19 +529,28 @@ pub unsafe extern "C" fn gd_subscriber_open(
 ///   close it from another thread);
 /// - on the subscriber of a client (`gd_client_subscriber`): `gd_client_close`
 ///   frees it.
+///
+/// # Safety
+/// `sub` is NULL or a subscriber from `gd_subscriber_open` or
+/// `gd_client_subscriber` whose owner is not yet closed, which no other call is
+/// using (its own callbacks aside).
 #[no_mangle]
 pub unsafe extern "C" fn gd_subscriber_close(sub: *mut gd_subscriber) -> gd_result {
     run("gd_subscriber_close", || {
-        let Some(s) = sub.as_ref() else {
+        if sub.is_null() {
             return Ok(());
-        };
+        }
+        // SAFETY: our contract on `sub` is `borrow`'s.
+        let s = unsafe { gd_subscriber::borrow(sub) }?;
         if s.in_client {
             return Err(Fail::invalid(
                 "this subscriber belongs to a client: gd_client_close frees it",
             ));
         }
         s.stop_callbacks("gd_subscriber_close")?;
-        drop(Box::from_raw(sub));
+        // SAFETY: our contract; it is one of `gd_subscriber_open` (`in_client`
+        // is false), `s` is not used any more, and no callback uses it.
+        drop(unsafe { gd_subscriber::take(sub) });
         Ok(())
     })
 }
@@ -548,6 +581,11 @@ pub unsafe extern "C" fn gd_subscriber_close(sub: *mut gd_subscriber) -> gd_resu
 /// library. The arguments live until it returns; `user` is yours.
 ///
 /// Returns `GD_INVALID_OPTION` when `sub` is NULL.
+///
+/// # Safety
+/// `sub` is NULL or a subscriber from `gd_subscriber_open` or
+/// `gd_client_subscriber` whose owner is not yet closed; `callback`, if set,
+/// must be safe to call with `user` until it is replaced or `sub` is closed.
 #[no_mangle]
 pub unsafe extern "C" fn gd_on_peers(
     sub: *mut gd_subscriber,
@@ -555,7 +593,8 @@ pub unsafe extern "C" fn gd_on_peers(
     user: *mut c_void,
 ) -> gd_result {
     run("gd_on_peers", || {
-        let w = handle(sub)?.watch.clone();
+        // SAFETY: our contract on `sub` is `borrow`'s.
+        let w = unsafe { gd_subscriber::borrow(sub) }?.watch.clone();
         w.set_peers(callback.map(|f| Slot { f, user }));
         Ok(())
     })
@@ -571,6 +610,11 @@ pub unsafe extern "C" fn gd_on_peers(
 /// `gd_on_peers` (this function never calls the callback itself).
 ///
 /// Returns `GD_INVALID_OPTION` when `sub` is NULL.
+///
+/// # Safety
+/// `sub` is NULL or a subscriber from `gd_subscriber_open` or
+/// `gd_client_subscriber` whose owner is not yet closed; `callback`, if set,
+/// must be safe to call with `user` until it is replaced or `sub` is closed.
 #[no_mangle]
 pub unsafe extern "C" fn gd_on_event(
     sub: *mut gd_subscriber,
@@ -578,7 +622,8 @@ pub unsafe extern "C" fn gd_on_event(
     user: *mut c_void,
 ) -> gd_result {
     run("gd_on_event", || {
-        let w = handle(sub)?.watch.clone();
+        // SAFETY: our contract on `sub` is `borrow`'s.
+        let w = unsafe { gd_subscriber::borrow(sub) }?.watch.clone();
         w.set_event(callback.map(|f| Slot { f, user }));
         Ok(())
     })
@@ -601,9 +646,16 @@ pub struct gd_peer_list {
 /// The allocation behind a `gd_peer_list`: the public part first, so a pointer to
 /// it is a pointer to the whole.
 #[repr(C)]
-struct PeerListBox {
+pub(crate) struct PeerListBox {
     list: gd_peer_list,
     strings: CStrings,
+}
+
+// SAFETY: `PeerListBox` is `repr(C)` and starts with its `gd_peer_list`, so a
+// pointer to the box is a pointer to the list and back.
+unsafe impl Handle for gd_peer_list {
+    type Rust = PeerListBox;
+    const WHAT: &'static str = "list";
 }
 
 /// Copies the current sorted peer list of `sub` (a subscriber or a client's
@@ -614,64 +666,86 @@ struct PeerListBox {
 /// `gd_peer_list_free`; on failure `*out` is not written. May be called from
 /// any thread, callbacks included. Returns `GD_INVALID_OPTION` when `sub` or
 /// `out` is NULL.
+///
+/// # Safety
+/// `sub` is NULL or a subscriber from `gd_subscriber_open` or
+/// `gd_client_subscriber` whose owner is not yet closed; `out` is NULL or
+/// writable.
 #[no_mangle]
 pub unsafe extern "C" fn gd_subscriber_peers(
     sub: *const gd_subscriber,
     out: *mut *mut gd_peer_list,
 ) -> gd_result {
     run("gd_subscriber_peers", || {
-        let s = handle(sub)?;
+        // SAFETY: our contract on `sub` is `borrow`'s.
+        let s = unsafe { gd_subscriber::borrow(sub) }?;
         if out.is_null() {
             return Err(Fail::invalid("out is NULL"));
         }
         let peers = s.sub.peers();
         let strings = CStrings::new(peers.iter().map(String::as_str));
-        let b = Box::new(PeerListBox {
+        let b = PeerListBox {
             list: gd_peer_list {
                 names: strings.as_ptr(),
                 count: strings.len(),
             },
             strings,
-        });
-        *out = Box::into_raw(b).cast::<gd_peer_list>();
+        };
+        // SAFETY: `out` is not NULL (checked above), so writable by our contract.
+        unsafe { gd_peer_list::give(out, b) };
         Ok(())
     })
 }
 
 /// Frees a list from `gd_subscriber_peers`. NULL is accepted. Never call it twice
 /// on the same list.
+///
+/// # Safety
+/// `list` is NULL or a list from `gd_subscriber_peers` not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn gd_peer_list_free(list: *mut gd_peer_list) {
     guard((), || {
-        if !list.is_null() {
-            drop(Box::from_raw(list.cast::<PeerListBox>()));
-        }
+        // SAFETY: our contract on `list` is `take`'s.
+        drop(unsafe { gd_peer_list::take(list) });
     })
 }
 
 /// Writes the state of `sub` (a `gd_state` value) into `*out`. Any thread.
 /// Returns `GD_INVALID_OPTION` when `sub` or `out` is NULL.
+///
+/// # Safety
+/// `sub` is NULL or a subscriber from `gd_subscriber_open` or
+/// `gd_client_subscriber` whose owner is not yet closed; `out` is NULL or
+/// writable.
 #[no_mangle]
 pub unsafe extern "C" fn gd_subscriber_state(
     sub: *const gd_subscriber,
     out: *mut gd_state,
 ) -> gd_result {
     run("gd_subscriber_state", || {
-        let s = handle(sub)?;
+        // SAFETY: our contract on `sub` is `borrow`'s.
+        let s = unsafe { gd_subscriber::borrow(sub) }?;
         if out.is_null() {
             return Err(Fail::invalid("out is NULL"));
         }
-        *out = match s.sub.state() {
+        let state = match s.sub.state() {
             State::Syncing => gd_state::GD_STATE_SYNCING,
             State::Live => gd_state::GD_STATE_LIVE,
             State::Stale => gd_state::GD_STATE_STALE,
         };
+        // SAFETY: `out` is not NULL (checked above), so writable by our contract.
+        unsafe { out.write(state) };
         Ok(())
     })
 }
 
 /// Writes the position of the view of `sub`, `(epoch, seq)`, into `*epoch` and
 /// `*seq`. Any thread. Returns `GD_INVALID_OPTION` when a pointer is NULL.
+///
+/// # Safety
+/// `sub` is NULL or a subscriber from `gd_subscriber_open` or
+/// `gd_client_subscriber` whose owner is not yet closed; `epoch` and `seq`
+/// are NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn gd_subscriber_position(
     sub: *const gd_subscriber,
@@ -679,13 +753,16 @@ pub unsafe extern "C" fn gd_subscriber_position(
     seq: *mut u64,
 ) -> gd_result {
     run("gd_subscriber_position", || {
-        let s = handle(sub)?;
+        // SAFETY: our contract on `sub` is `borrow`'s.
+        let s = unsafe { gd_subscriber::borrow(sub) }?;
         if epoch.is_null() || seq.is_null() {
             return Err(Fail::invalid("epoch or seq is NULL"));
         }
         let (e, q) = s.sub.position();
-        *epoch = e;
-        *seq = q;
+        // SAFETY: `epoch` is not NULL (checked above), so writable by our contract.
+        unsafe { epoch.write(e) };
+        // SAFETY: as for `epoch`.
+        unsafe { seq.write(q) };
         Ok(())
     })
 }
@@ -694,38 +771,43 @@ pub unsafe extern "C" fn gd_subscriber_position(
 /// otherwise: a static string, never NULL, never freed.
 #[no_mangle]
 pub extern "C" fn gd_event_kind_str(kind: i32) -> *const c_char {
-    let s: &'static str = match kind {
-        1 => "joined\0",
-        2 => "left\0",
-        3 => "updated\0",
-        _ => "unknown\0",
-    };
-    s.as_ptr().cast()
+    name_in(EVENT_KIND_NAMES, kind, UNKNOWN)
 }
 
 /// `"none"`, `"closed"`, `"timeout"` or `"restarted"` for a `gd_reason` value,
 /// `"unknown"` otherwise: a static string, never NULL, never freed.
 #[no_mangle]
 pub extern "C" fn gd_reason_str(reason: i32) -> *const c_char {
-    let s: &'static str = match reason {
-        0 => "none\0",
-        1 => "closed\0",
-        2 => "timeout\0",
-        3 => "restarted\0",
-        _ => "unknown\0",
-    };
-    s.as_ptr().cast()
+    name_in(REASON_NAMES, reason, UNKNOWN)
 }
 
 /// `"syncing"`, `"live"` or `"stale"` for a `gd_state` value, `"unknown"`
 /// otherwise: a static string, never NULL, never freed.
 #[no_mangle]
 pub extern "C" fn gd_state_str(state: i32) -> *const c_char {
-    let s: &'static str = match state {
-        0 => "syncing\0",
-        1 => "live\0",
-        2 => "stale\0",
-        _ => "unknown\0",
-    };
-    s.as_ptr().cast()
+    name_in(STATE_NAMES, state, UNKNOWN)
 }
+
+const UNKNOWN: &std::ffi::CStr = cstr(b"unknown\0");
+
+/// The names of `gd_event_kind`, for `gd_event_kind_str`.
+const EVENT_KIND_NAMES: &[(i32, &std::ffi::CStr)] = &[
+    (gd_event_kind::GD_EVENT_JOINED as i32, cstr(b"joined\0")),
+    (gd_event_kind::GD_EVENT_LEFT as i32, cstr(b"left\0")),
+    (gd_event_kind::GD_EVENT_UPDATED as i32, cstr(b"updated\0")),
+];
+
+/// The names of `gd_reason`, for `gd_reason_str`.
+const REASON_NAMES: &[(i32, &std::ffi::CStr)] = &[
+    (gd_reason::GD_REASON_NONE as i32, cstr(b"none\0")),
+    (gd_reason::GD_REASON_CLOSED as i32, cstr(b"closed\0")),
+    (gd_reason::GD_REASON_TIMEOUT as i32, cstr(b"timeout\0")),
+    (gd_reason::GD_REASON_RESTARTED as i32, cstr(b"restarted\0")),
+];
+
+/// The names of `gd_state`, for `gd_state_str`.
+const STATE_NAMES: &[(i32, &std::ffi::CStr)] = &[
+    (gd_state::GD_STATE_SYNCING as i32, cstr(b"syncing\0")),
+    (gd_state::GD_STATE_LIVE as i32, cstr(b"live\0")),
+    (gd_state::GD_STATE_STALE as i32, cstr(b"stale\0")),
+];

@@ -10,7 +10,7 @@ typedef void (*any_fn)(void);
 
 /* Referenced so that a missing or renamed declaration fails the build. */
 static const any_fn calls[] = {
-    FN(gd_version), FN(gd_strerror), FN(gd_last_error_message),
+    FN(gd_version), FN(gd_nng_version), FN(gd_wire_version), FN(gd_strerror), FN(gd_last_error_message),
     FN(gd_server_options_init), FN(gd_server_start), FN(gd_server_url), FN(gd_server_close),
     FN(gd_client_options_init), FN(gd_client_join), FN(gd_client_set_metadata),
     FN(gd_client_subscriber), FN(gd_client_close),

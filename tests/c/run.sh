@@ -7,6 +7,9 @@
 #   - test_api (the contract call by call) under valgrind memcheck;
 #   - test_cycles (1,000 open/close cycles of each handle kind, no fd or thread
 #     growth) under AddressSanitizer + LeakSanitizer;
+#   - test_concurrent (read-only calls on one watching client from several
+#     threads while its callbacks run) under ThreadSanitizer and under
+#     AddressSanitizer + LeakSanitizer;
 #   - the examples (C server, C member, C++ member) on one mesh;
 #   - a mixed-process cluster: Rust CLI server and member, C and C++ members, a C
 #     watcher that sees a kill -9'ed C member leave (reason closed);
@@ -95,6 +98,20 @@ check "build examples/cpp/member.cpp (C++17, -Werror, static)" \
 check "build test_cycles with AddressSanitizer + LeakSanitizer" \
   gcc "${CFLAGS[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_cycles.c \
   -o "$B/c/test_cycles_asan" "${STATIC[@]}"
+# test_concurrent under ThreadSanitizer links the shared library (as
+# libgopherdiscovery.so.0, its SONAME, next to the program): the Rust code is not
+# instrumented, so TSan cannot see its synchronisation and would report its
+# memcpy/free calls falsely; ignore_noninstrumented_modules=1 (below) leaves those
+# out and judges every access of the instrumented C side, callbacks included.
+mkdir -p "$B/c/shared"
+cp target/debug/libgopherdiscovery.so "$B/c/shared/libgopherdiscovery.so.0"
+# shellcheck disable=SC2016 # $ORIGIN is for the dynamic linker, not the shell
+check "build test_concurrent with ThreadSanitizer (shared library)" \
+  gcc "${CFLAGS[@]}" -fsanitize=thread tests/c/test_concurrent.c -o "$B/c/test_concurrent_tsan" \
+  "$B/c/shared/libgopherdiscovery.so.0" -Wl,-rpath,'$ORIGIN/shared' -lpthread
+check "build test_concurrent with AddressSanitizer + LeakSanitizer" \
+  gcc "${CFLAGS[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_concurrent.c \
+  -o "$B/c/test_concurrent_asan" "${STATIC[@]}"
 
 # ------------------------------------------------------------------ test programs
 # run_tap NAME LOG COMMAND...: counts the program's "ok - " / "not ok - " lines;
@@ -133,6 +150,19 @@ if ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 run_tap test_cycles "$B/logs/tes
   pass "test_cycles: $CYCLES cycles per handle kind, AddressSanitizer + LeakSanitizer clean"
 else
   fail "test_cycles: AddressSanitizer + LeakSanitizer clean (see $B/logs/test_cycles.log)"
+fi
+
+if TSAN_OPTIONS=ignore_noninstrumented_modules=1:halt_on_error=0 run_tap test_concurrent_tsan \
+    "$B/logs/test_concurrent_tsan.log" "$B/c/test_concurrent_tsan"; then
+  pass "test_concurrent: read-only calls on one watching client from 4 threads and its callbacks, ThreadSanitizer clean"
+else
+  fail "test_concurrent: ThreadSanitizer clean (see $B/logs/test_concurrent_tsan.log)"
+fi
+if ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 run_tap test_concurrent_asan \
+    "$B/logs/test_concurrent_asan.log" "$B/c/test_concurrent_asan"; then
+  pass "test_concurrent: AddressSanitizer + LeakSanitizer clean"
+else
+  fail "test_concurrent: AddressSanitizer + LeakSanitizer clean (see $B/logs/test_concurrent_asan.log)"
 fi
 
 # ------------------------------------------------------------------ processes

@@ -9,6 +9,8 @@
 
 static void version_and_strerror(void) {
     CHECK(gd_version() != NULL && strchr(gd_version(), '.') != NULL);
+    CHECK(strcmp(gd_nng_version(), "1.11.0") == 0);
+    CHECK(gd_wire_version() >= 1);
     for (int code = 0; code <= 9; code++) {
         CHECK(gd_strerror(code) != NULL);
         CHECK(strcmp(gd_strerror(code), "unknown error code") != 0);

@@ -54,7 +54,9 @@ from ._gopherdiscovery import (
     TimeoutError,
     TransportError,
     Update,
+    WIRE_VERSION,
     __version__,
+    nng_version,
 )
 
 __all__ = [
@@ -81,7 +83,9 @@ __all__ = [
     "TimeoutError",
     "TransportError",
     "Update",
+    "WIRE_VERSION",
     "__version__",
+    "nng_version",
 ]
 
 logger = logging.getLogger("gopherdiscovery")

@@ -25,6 +25,8 @@ __all__ = [
     "SubscriberCore",
     "ClientCore",
     "__version__",
+    "WIRE_VERSION",
+    "nng_version",
     "DEFAULT_SURVEY_URL",
     "DEFAULT_PUBLISH_URL",
     "DEFAULT_SNAPSHOT_URL",
@@ -33,6 +35,11 @@ __all__ = [
 ]
 
 __version__: Final[str]
+WIRE_VERSION: Final[int]
+
+def nng_version() -> str:
+    """The version of the NNG library linked in, e.g. ``"1.11.0"``."""
+
 DEFAULT_SURVEY_URL: Final[str]
 DEFAULT_PUBLISH_URL: Final[str]
 DEFAULT_SNAPSHOT_URL: Final[str]

@@ -461,6 +461,11 @@ nni_aio_finish_impl(
 
 	if (sync) {
 		nni_task_exec(&aio->a_task);
+	} else if (rv != 0) {
+		// gopherdiscovery change 2: a failed operation (a closed
+		// connection, mostly) goes ahead of the queue, so a dead peer is
+		// noticed without waiting behind a burst of ordinary completions.
+		nni_task_dispatch_first(&aio->a_task);
 	} else {
 		nni_task_dispatch(&aio->a_task);
 	}

@@ -149,8 +149,10 @@ nni_task_exec(nni_task *task)
 	nni_mtx_unlock(&task->task_mtx);
 }
 
-void
-nni_task_dispatch(nni_task *task)
+// gopherdiscovery change 2: nni_task_dispatch and nni_task_dispatch_first
+// (the task runs before those already queued) share this body.
+static void
+task_dispatch(nni_task *task, bool first)
 {
 	nni_taskq *tq = task->task_tq;
 
@@ -169,9 +171,25 @@ nni_task_dispatch(nni_task *task)
 	nni_mtx_unlock(&task->task_mtx);
 
 	nni_mtx_lock(&tq->tq_mtx);
-	nni_list_append(&tq->tq_tasks, task);
+	if (first) {
+		nni_list_prepend(&tq->tq_tasks, task);
+	} else {
+		nni_list_append(&tq->tq_tasks, task);
+	}
 	nni_cv_wake1(&tq->tq_sched_cv); // waking just one waiter is adequate
 	nni_mtx_unlock(&tq->tq_mtx);
+}
+
+void
+nni_task_dispatch(nni_task *task)
+{
+	task_dispatch(task, false);
+}
+
+void
+nni_task_dispatch_first(nni_task *task)
+{
+	task_dispatch(task, true);
 }
 
 void

@@ -23,6 +23,8 @@ extern void nni_taskq_fini(nni_taskq *);
 // nni_task_dispatch sends the task to the queue.  It is guaranteed to
 // succeed.  (If the queue is shutdown, then the behavior is undefined.)
 extern void nni_task_dispatch(nni_task *);
+// gopherdiscovery change 2: like nni_task_dispatch, but ahead of the queue.
+extern void nni_task_dispatch_first(nni_task *);
 
 // nni_task_exec runs the task synchronously, if possible.  (Under certain
 // circumstances the task must be run asynchronously.)  The caller is

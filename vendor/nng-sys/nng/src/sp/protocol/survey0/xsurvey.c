@@ -302,7 +302,8 @@ xsurv0_sock_getq_cb(void *arg)
 	nni_aio_set_msg(&s->aio_getq, NULL);
 
 	nni_mtx_lock(&s->mtx);
-	uint32_t target = nni_msg_get_pipe(msg); // change 1
+	// gopherdiscovery change 1: a message with a pipe set goes to that pipe only
+	uint32_t target = nni_msg_get_pipe(msg);
 	NNI_LIST_FOREACH (&s->pipes, p) {
 		if ((target != 0) && (nni_pipe_id(p->npipe) != target)) {
 			continue;

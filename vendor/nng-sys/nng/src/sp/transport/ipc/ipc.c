@@ -216,6 +216,7 @@ ipc_pipe_nego_cb(void *arg)
 	int       rv;
 
 	nni_mtx_lock(&ep->mtx);
+	// gopherdiscovery fix 3a (as upstream 5183093c): endpoint closed meanwhile
 	if (ep->closed) {
 		rv = NNG_ECLOSED;
 		goto error;
@@ -281,6 +282,7 @@ error:
 	nng_stream_close(p->conn);
 	// If we are waiting to negotiate on a client side, then a failure
 	// here has to be passed to the user app.
+	// gopherdiscovery fix 1: only a dialer's waiting aio gets a handshake error
 	if ((ep->dialer != NULL) && ((user_aio = ep->user_aio) != NULL)) {
 		ep->user_aio = NULL;
 		nni_aio_finish_error(user_aio, rv);
@@ -684,6 +686,7 @@ ipc_ep_close(void *arg)
 	NNI_LIST_FOREACH (&ep->nego_pipes, p) {
 		ipc_pipe_close(p);
 	}
+	// gopherdiscovery fix 2: reap pipes that were never taken by the socket
 	while ((p = nni_list_first(&ep->wait_pipes)) != NULL) {
 		nni_list_remove(&ep->wait_pipes, p);
 		ipc_pipe_close(p);

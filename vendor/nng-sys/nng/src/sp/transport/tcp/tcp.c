@@ -227,7 +227,7 @@ tcptran_pipe_nego_cb(void *arg)
 	int           rv;
 
 	nni_mtx_lock(&ep->mtx);
-	// fix 3a (as upstream 5183093c on main): endpoint closed meanwhile
+	// gopherdiscovery fix 3a (as upstream 5183093c on main): endpoint closed meanwhile
 	if (ep->closed) {
 		rv = NNG_ECLOSED;
 		goto error;
@@ -293,7 +293,7 @@ error:
 	}
 	nng_stream_close(p->conn);
 
-	// fix 1: only a dialer's waiting aio gets a handshake error
+	// gopherdiscovery fix 1: only a dialer's waiting aio gets a handshake error
 	if ((ep->dialer != NULL) && ((uaio = ep->useraio) != NULL)) {
 		ep->useraio = NULL;
 		nni_aio_finish_error(uaio, rv);
@@ -715,7 +715,7 @@ tcptran_ep_close(void *arg)
 	NNI_LIST_FOREACH (&ep->negopipes, p) {
 		tcptran_pipe_close(p);
 	}
-	// fix 2: reap pipes that were never taken by the socket
+	// gopherdiscovery fix 2: reap pipes that were never taken by the socket
 	while ((p = nni_list_first(&ep->waitpipes)) != NULL) {
 		nni_list_remove(&ep->waitpipes, p);
 		tcptran_pipe_close(p);

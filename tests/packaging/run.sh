@@ -150,7 +150,8 @@ install_test() {
   echo "  sizes: $(cd "$prefix" && stat -c '%n %s' bin/gopherdiscovery "lib/libgopherdiscovery.so.$version" lib/libgopherdiscovery.a | tr '\n' ';')"
   no_symtab "$prefix/bin/gopherdiscovery" && no_symtab "$prefix/lib/libgopherdiscovery.so.$version" ||
     { echo "  not stripped" >&2; return 1; }
-  "$prefix/bin/gopherdiscovery" --version | grep -x "gopherdiscovery $version" > /dev/null
+  "$prefix/bin/gopherdiscovery" --version | grep "^gopherdiscovery $version\b" > /dev/null ||
+    { echo "  bin/gopherdiscovery --version: $("$prefix/bin/gopherdiscovery" --version)" >&2; return 1; }
 }
 check "make install PREFIX=...: CLI, libraries, headers, pkg-config, CMake; CLI and .so stripped" install_test
 static_test() {

@@ -101,7 +101,7 @@ sdist_without_cmake() {
   sdist_venv "$venv" || return 1
   # A PATH with cargo and everything else, but no cmake.
   bash scripts/path-without.sh "$work/nocmake-bin" cmake || return 1
-  if PATH=$work/nocmake-bin CARGO_TARGET_DIR=$work/nocmake-cargo "$venv/bin/python" -m pip install \
+  if PATH=$work/nocmake-bin CARGO_TARGET_DIR=$work/sdist-cargo "$venv/bin/python" -m pip install \
       --disable-pip-version-check "$sdist" > "$work/nocmake.log" 2>&1; then
     echo "  pip install succeeded without cmake?" >&2
     return 1

@@ -53,7 +53,7 @@ wait_for "$work/watch.out" "(snapshot)"
 show_watch
 
 echo "== three members join"
-"$BIN" join --service http://127.0.0.1:8001 --survey "$survey" --meta lang=rust >/dev/null &
+"$BIN" join --name http://127.0.0.1:8001 --survey "$survey" --meta lang=rust >/dev/null &
 pids+=($!)
 names=(http://127.0.0.1:8001)
 victim_name=http://127.0.0.1:8002
@@ -62,16 +62,16 @@ if [ -x build/c/member ]; then
   victim=$!
   echo "   (member 2 is the C example)"
 else
-  "$BIN" join --service http://127.0.0.1:8002 --survey "$survey" --meta lang=rust >/dev/null &
+  "$BIN" join --name http://127.0.0.1:8002 --survey "$survey" --meta lang=rust >/dev/null &
   victim=$!
 fi
 pids+=($victim)
 if [ -x .venv/bin/python ] && .venv/bin/python -c 'import gopherdiscovery' 2>/dev/null; then
-  .venv/bin/python examples/python/member.py --service http://127.0.0.1:8003 --survey "$survey" \
+  .venv/bin/python examples/python/member.py --name http://127.0.0.1:8003 --survey "$survey" \
     --publish "$publish" --snapshot "$snapshot" >"$work/py.out" 2>&1 &
   echo "   (member 3 is the Python example)"
 else
-  "$BIN" join --service http://127.0.0.1:8003 --survey "$survey" --meta lang=rust >/dev/null &
+  "$BIN" join --name http://127.0.0.1:8003 --survey "$survey" --meta lang=rust >/dev/null &
 fi
 pids+=($!)
 wait_for "$work/watch.out" "peers=http://127.0.0.1:8001,http://127.0.0.1:8002,http://127.0.0.1:8003"

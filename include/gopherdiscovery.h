@@ -470,8 +470,9 @@ typedef struct gd_server_options {
    */
   uint32_t interval_ms;
   /**
-   * How long answers to a survey are awaited, in milliseconds (default 500;
-   * must be shorter than the interval).
+   * How long answers to a survey are awaited, in milliseconds; must be shorter
+   * than the interval. 0 (the default): half the interval (500 with the
+   * default interval).
    */
   uint32_t deadline_ms;
   /**

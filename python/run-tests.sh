@@ -24,15 +24,18 @@ wheel=$root/$(bash scripts/wheel.sh)
 step "building the Rust CLI for the mixed-language test"
 cargo build --locked --quiet --bin gopherdiscovery
 
+step "a headless browser for the status-page test (scripts/chromium.sh)"
+bash scripts/chromium.sh
+
 work=$root/target/py-test
 venv=$work/venv
 step "a fresh virtualenv: the test tools, then the wheel (no index, binary only)"
 rm -rf "$venv"
 base_python=$("$root/.venv/bin/python" -c 'import sys; print(sys._base_executable)')
 "$base_python" -m venv "$venv"
-# The test tools, with the versions the project pins (scripts/requirements-dev.txt).
-mapfile -t tools < <(grep -E '^(pytest|pytest-timeout|mypy)([<>=!~ ]|$)' scripts/requirements-dev.txt)
-"$venv/bin/python" -m pip install "${pip_q[@]}" "${tools[@]}"
+# The test tools: scripts/requirements-dev.txt without the build tools.
+grep -vE '^(maturin|ziglang|auditwheel)([<>=!~ ]|$)' scripts/requirements-dev.txt > "$work/requirements-test.txt"
+"$venv/bin/python" -m pip install "${pip_q[@]}" -r "$work/requirements-test.txt"
 
 # PATH without a Rust toolchain or cmake: the wheel must not need either.
 bash scripts/path-without.sh "$work/bin" 'cargo*' 'rust*' cmake ctest cpack zig maturin

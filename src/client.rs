@@ -12,8 +12,9 @@
 //! a header we build ourselves.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::member::{random_u64, Limits, Member, Metadata};
@@ -80,6 +81,23 @@ struct Shared {
     /// break the socket → callback → socket cycle.
     socket: Mutex<Option<Socket>>,
     limits: Limits,
+    /// Surveys answered and announces sent, and when the last survey came.
+    surveys: AtomicU64,
+    announces: AtomicU64,
+    last_survey: Mutex<Option<Instant>>,
+}
+
+/// What a client did so far ([`Client::stats`]): whether any server surveys it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Live connections to servers.
+    pub connections: usize,
+    /// Surveys answered (from every server).
+    pub surveys_answered: u64,
+    /// Announces sent (one per new connection and per metadata change).
+    pub announces_sent: u64,
+    /// Time since the last survey (None: never surveyed).
+    pub last_survey_age: Option<Duration>,
 }
 
 impl Shared {
@@ -90,8 +108,11 @@ impl Shared {
         let msg = nng::Message::new(&header, &body);
         // Never blocks: the raw respondent queues it or drops it (the next survey
         // is answered anyway).
-        if let Err((_, e)) = socket.try_send(msg) {
-            log::debug!("announce on connection {pipe} not sent: {e}");
+        match socket.try_send(msg) {
+            Ok(()) => {
+                self.announces.fetch_add(1, Relaxed);
+            }
+            Err((_, e)) => log::debug!("announce on connection {pipe} not sent: {e}"),
         }
     }
 }
@@ -113,7 +134,7 @@ impl Client {
             metadata: Metadata::new(),
             surveys: Vec::new(),
             limits: Limits::default(),
-            reconnect_max: Duration::from_secs(1),
+            reconnect_max: crate::DEFAULT_RECONNECT_MAX,
             watch: None,
         }
     }
@@ -148,6 +169,9 @@ impl Client {
             pipes: Mutex::new(HashSet::new()),
             socket: Mutex::new(Some(socket.clone())),
             limits: cfg.limits,
+            surveys: AtomicU64::new(0),
+            announces: AtomicU64::new(0),
+            last_survey: Mutex::new(None),
         });
         let s = shared.clone();
         workers.on_stop(move || drop(lock(&s.socket).take()));
@@ -215,6 +239,16 @@ impl Client {
         lock(&self.shared.pipes).len()
     }
 
+    /// Connections, surveys answered, announces sent, time since the last survey.
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            connections: self.connections(),
+            surveys_answered: self.shared.surveys.load(Relaxed),
+            announces_sent: self.shared.announces.load(Relaxed),
+            last_survey_age: lock(&self.shared.last_survey).map(|t| t.elapsed()),
+        }
+    }
+
     /// Closes the connections and stops answering. Idempotent.
     pub fn close(&mut self) {
         if let Some(sub) = self.subscriber.as_mut() {
@@ -238,10 +272,14 @@ impl Shared {
         let Some(answer) = self.answer_to(msg.body()) else {
             return;
         };
+        *lock(&self.last_survey) = Some(Instant::now());
         msg.clear_body();
         msg.append(&answer);
-        if let Err((_, e)) = socket.try_send(msg) {
-            log::debug!("answer not sent: {e}");
+        match socket.try_send(msg) {
+            Ok(()) => {
+                self.surveys.fetch_add(1, Relaxed);
+            }
+            Err((_, e)) => log::debug!("answer not sent: {e}"),
         }
     }
 }

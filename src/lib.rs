@@ -37,7 +37,9 @@
 //!    └─ Client: each survey answered in the receive's completion callback
 //!
 //!  Server      gd-server-answers ──Answer──▶ gd-server-loop ◀──Added/Closed── pipe events
-//!              (Inbox on surveyor)           (timers, table, publications)
+//!              (Inbox on surveyor)  bounded  (timers, table,    (two lists + a
+//!              blocks when full:    channel   publications)      non-blocking nudge)
+//!              back-pressure to TCP
 //!              gd-server-snapshot: Inbox on rep0, encodes the table under its lock, replies
 //!  Subscriber  gd-subscriber-recv ──Publication──▶ gd-subscriber ──▶ your handler
 //!              gd-subscriber-snapshot ──Snapshot──▶ (replica, state)
@@ -104,15 +106,35 @@ mod server;
 mod subscriber;
 pub mod wire;
 
-pub use client::{Client, ClientBuilder};
+pub use client::{Client, ClientBuilder, ClientStats};
 pub use error::{Error, ErrorCode, Result};
 pub use member::{
     digest, member_hash, random_u64, Event, EventKind, Limits, Member, Metadata, Reason,
 };
 pub use net::{raise_fd_limit, DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL, DEFAULT_SURVEY_URL};
 pub use nng::Error as NngError;
-pub use server::{Server, ServerBuilder, ServerStats, ServerUrls};
-pub use subscriber::{fetch_snapshot, State, Subscriber, SubscriberBuilder, Update};
+pub use server::{
+    LoggedEvent, MemberInfo, Server, ServerBuilder, ServerStats, ServerStatus, ServerUrls,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MEMBERS_PER_CONNECTION, RECENT_EVENTS,
+};
+pub use subscriber::{
+    fetch_snapshot, State, Subscriber, SubscriberBuilder, SubscriberStats, Update,
+};
+
+/// Default time between a server's regular surveys (1 s). Every face (Rust, C,
+/// C++, Python, the CLI) takes its default from here.
+pub const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1000);
+/// Default survey deadline (500 ms): half of [`DEFAULT_INTERVAL`]. A server given
+/// only an interval waits half of it ([`ServerBuilder::deadline`]).
+pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
+/// Default number of consecutive missed surveys before a member leaves (3).
+pub const DEFAULT_EVICT_AFTER: u32 = 3;
+/// Default time a subscriber waits for a snapshot before asking again (2 s).
+pub const DEFAULT_SNAPSHOT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(2000);
+/// Default number of heartbeat intervals without news before a subscriber is stale (3).
+pub const DEFAULT_STALE_AFTER: u32 = 3;
+/// Default longest wait between a client's reconnection attempts (1 s).
+pub const DEFAULT_RECONNECT_MAX: std::time::Duration = std::time::Duration::from_millis(1000);
 
 /// This library's version, e.g. `0.2.0`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -197,7 +197,17 @@ impl Limits {
                 self.max_name
             )));
         }
+        if crate::wire::has_control(&m.name) {
+            return Err(Error::InvalidMember(
+                "name has a control character (NUL, newline, escape…)".into(),
+            ));
+        }
         for (k, v) in &m.metadata {
+            if crate::wire::has_control(k) || crate::wire::has_control(v) {
+                return Err(Error::InvalidMember(format!(
+                    "metadata entry {k:?} has a control character"
+                )));
+            }
             if k.is_empty() {
                 return Err(Error::InvalidMember("empty metadata key".into()));
             }

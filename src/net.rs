@@ -3,9 +3,9 @@
 //! Contract: nothing here blocks longer than the timeouts its caller sets, and every
 //! NNG error is turned into a crate [`Error`] that names the URL involved.
 
-use std::time::Duration;
-
+use std::sync::Mutex;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::nng::{self, Inbox, Protocol, Socket, Stopper};
@@ -56,10 +56,33 @@ fn check_url(url: &str) -> Result<()> {
     if url.contains('\0') {
         return bad("contains a NUL byte");
     }
-    if !url.contains("://") {
+    let Some((scheme, rest)) = url.split_once("://") else {
         return bad("expected scheme://address, e.g. tcp://127.0.0.1:40007 or ipc:///tmp/gd.sock");
+    };
+    let needs_port = matches!(
+        scheme,
+        "tcp" | "tcp4" | "tcp6" | "tls+tcp" | "tls+tcp4" | "tls+tcp6" | "ws" | "wss"
+    );
+    if needs_port && !has_port(rest) {
+        // NNG would listen on a random port nobody is told about.
+        return bad(
+            "no port: expected HOST:PORT, e.g. tcp://127.0.0.1:40007 (port 0 picks a free one)",
+        );
     }
     Ok(())
+}
+
+/// True when `host:port[/path]` ends its host part with `:digits` (IPv6 in brackets).
+fn has_port(addr: &str) -> bool {
+    let host_port = addr.split('/').next().unwrap_or("");
+    let after_host = match host_port.rfind(']') {
+        Some(i) => &host_port[i + 1..],
+        None => host_port,
+    };
+    match after_host.rsplit_once(':') {
+        Some((_, port)) => !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()),
+        None => false,
+    }
 }
 
 /// Sets the reconnect backoff of dialers made on this socket afterwards.
@@ -114,6 +137,52 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
         return Ok(u64::from(rl.rlim_max));
     }
     Ok(u64::from(rl.rlim_cur))
+}
+
+/// False when the process is at its open-file limit: NNG's listeners then fail
+/// every accept (EMFILE) and back off, silently. Costs one `fcntl` and one `close`.
+pub(crate) fn descriptor_free() -> bool {
+    // SAFETY: duplicates stderr (or fails); the copy is closed at once.
+    let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 0) };
+    if fd < 0 {
+        return std::io::Error::last_os_error().raw_os_error() != Some(libc::EMFILE);
+    }
+    // SAFETY: a descriptor we just made and nobody else knows.
+    unsafe { libc::close(fd) };
+    true
+}
+
+/// A warning at most once per `gap`: repeated causes (a flood) log one line, with
+/// how many were kept quiet.
+pub(crate) struct Every {
+    gap: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Every {
+    pub(crate) fn new(gap: Duration) -> Every {
+        Every {
+            gap,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(quieted)` when a line is due now (with the number of calls kept quiet
+    /// since the last one), `None` otherwise.
+    pub(crate) fn due(&self) -> Option<u64> {
+        let now = Instant::now();
+        let mut s = nng::lock(&self.state);
+        match s.0 {
+            Some(t) if now.saturating_duration_since(t) < self.gap => {
+                s.1 += 1;
+                None
+            }
+            _ => {
+                s.0 = Some(now);
+                Some(std::mem::take(&mut s.1))
+            }
+        }
+    }
 }
 
 /// Who stops what at shutdown: the one teardown path of the server, the client
@@ -194,5 +263,33 @@ impl Workers {
 impl Drop for Workers {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_without_a_port_are_refused() {
+        for ok in [
+            "tcp://127.0.0.1:0",
+            "tcp://[::1]:40007",
+            "ws://h:80/path",
+            "ipc:///tmp/x",
+            "inproc://a",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "tcp://127.0.0.1",
+            "tcp://127.0.0.1:",
+            "tcp://[::1]",
+            "tcp://h:x",
+            "ws://h/p",
+        ] {
+            let e = check_url(bad).unwrap_err().to_string();
+            assert!(e.contains("no port"), "{bad}: {e}");
+        }
     }
 }

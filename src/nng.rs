@@ -423,6 +423,17 @@ unsafe extern "C" fn on_pipe(pipe: sys::nng_pipe, ev: sys::nng_pipe_ev, arg: *mu
     }
 }
 
+/// Closes connection `pipe` (of any socket); an unknown or already closed one is
+/// left alone. Safe to call from a pipe callback.
+pub fn close_pipe(pipe: u32) {
+    let p = sys::nng_pipe {
+        _bindgen_opaque_blob: pipe,
+    };
+    // SAFETY: NNG looks the id up in its pipe table and fails with NNG_ENOENT for an
+    // unknown one; a pipe id is plain data.
+    let _ = unsafe { sys::nng_pipe_close(p) };
+}
+
 fn c_url(url: &str) -> Result<CString> {
     CString::new(url).map_err(|_| Error(sys::NNG_EADDRINVAL as i32))
 }

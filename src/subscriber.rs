@@ -140,6 +140,37 @@ struct Shared {
     stop: AtomicBool,
     resyncs: AtomicU64,
     dropped: AtomicU64,
+    /// Live connections of the publish and snapshot sockets.
+    publish_pipes: AtomicU64,
+    snapshot_pipes: AtomicU64,
+    /// Publications received, and when the last one came.
+    publications: AtomicU64,
+    last_publication: Mutex<Option<Instant>>,
+}
+
+/// What a subscriber sees now ([`Subscriber::stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriberStats {
+    /// Syncing, live or stale.
+    pub state: State,
+    /// Members in the view.
+    pub members: usize,
+    /// `(epoch, seq)` of the view.
+    pub epoch: u64,
+    /// Seq of the view.
+    pub seq: u64,
+    /// Live connections to the publish URL.
+    pub publish_connections: u64,
+    /// Live connections to the snapshot URL (0 for a legacy publisher).
+    pub snapshot_connections: u64,
+    /// Publications received (deltas, heartbeats, legacy lists).
+    pub publications: u64,
+    /// Time since the last publication (None: none yet).
+    pub last_publication_age: Option<Duration>,
+    /// Snapshots fetched after the first.
+    pub resyncs: u64,
+    /// Publications dropped as malformed.
+    pub dropped: u64,
 }
 
 struct View {
@@ -179,8 +210,8 @@ impl Subscriber {
             publish: net::DEFAULT_PUBLISH_URL.into(),
             snapshot: Some(net::DEFAULT_SNAPSHOT_URL.into()),
             limits: Limits::default(),
-            snapshot_timeout: Duration::from_secs(2),
-            stale_after: 3,
+            snapshot_timeout: crate::DEFAULT_SNAPSHOT_TIMEOUT,
+            stale_after: crate::DEFAULT_STALE_AFTER,
             recv_buffer: 8192,
             handler: None,
         }
@@ -198,14 +229,18 @@ impl Subscriber {
             stop: AtomicBool::new(false),
             resyncs: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            publish_pipes: AtomicU64::new(0),
+            snapshot_pipes: AtomicU64::new(0),
+            publications: AtomicU64::new(0),
+            last_publication: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel::<Input>();
         // Everything made from here on is torn down by `workers` on any early return.
         let mut workers = net::Workers::default();
-        let (s, stop_tx) = (shared.clone(), Mutex::new(tx.clone()));
+        let (s, stop_tx) = (shared.clone(), tx.clone());
         workers.on_stop(move || {
             s.stop.store(true, Relaxed);
-            let _ = lock(&stop_tx).send(Input::Stop);
+            let _ = stop_tx.send(Input::Stop);
         });
         let sub = net::open(Protocol::Sub0, false)?;
         workers.socket(&sub);
@@ -214,7 +249,13 @@ impl Subscriber {
         net::set_reconnect(&sub, Duration::from_secs(1))?;
         sub.subscribe_all()
             .map_err(|e| Error::nng("subscribing", e))?;
-        on_connect(&sub, &shared, &tx, |s| !s.connected.swap(true, Relaxed))?;
+        on_connect(
+            &sub,
+            &shared,
+            &tx,
+            |s| &s.publish_pipes,
+            |s| !s.connected.swap(true, Relaxed),
+        )?;
         net::dial(&sub, &cfg.publish)?;
         let req = match &cfg.snapshot {
             Some(url) => Some(snapshot_socket(url, &cfg, &shared, &tx, &mut workers)?),
@@ -293,6 +334,25 @@ impl Subscriber {
         self.shared.dropped.load(Relaxed)
     }
 
+    /// State, view, connections and counters now.
+    pub fn stats(&self) -> SubscriberStats {
+        let sh = &self.shared;
+        let (state, members, (epoch, seq)) =
+            self.view(|v| (v.state, v.replica.len(), v.replica.position()));
+        SubscriberStats {
+            state,
+            members,
+            epoch,
+            seq,
+            publish_connections: sh.publish_pipes.load(Relaxed),
+            snapshot_connections: sh.snapshot_pipes.load(Relaxed),
+            publications: sh.publications.load(Relaxed),
+            last_publication_age: lock(&sh.last_publication).map(|t| t.elapsed()),
+            resyncs: sh.resyncs.load(Relaxed),
+            dropped: sh.dropped.load(Relaxed),
+        }
+    }
+
     /// True when called from this subscriber's own handler thread.
     pub fn on_own_thread(&self) -> bool {
         self.thread_id == Some(std::thread::current().id())
@@ -339,14 +399,22 @@ fn on_connect(
     socket: &Socket,
     shared: &Arc<Shared>,
     tx: &Sender<Input>,
+    count: fn(&Shared) -> &AtomicU64,
     first: impl Fn(&Shared) -> bool + Send + Sync + 'static,
 ) -> Result<()> {
-    let (weak, tx) = (Arc::downgrade(shared), Mutex::new(tx.clone()));
+    let (weak, tx) = (Arc::downgrade(shared), tx.clone());
     socket
         .pipe_notify(move |_, ev| {
-            if let (PipeEvent::Added, Some(s)) = (ev, weak.upgrade()) {
-                if first(&s) {
-                    let _ = lock(&tx).send(Input::Connected);
+            let Some(s) = weak.upgrade() else { return };
+            match ev {
+                PipeEvent::Added => {
+                    count(&s).fetch_add(1, Relaxed);
+                    if first(&s) {
+                        let _ = tx.send(Input::Connected);
+                    }
+                }
+                PipeEvent::Removed => {
+                    let _ = count(&s).fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
                 }
             }
         })
@@ -369,10 +437,16 @@ fn snapshot_socket(
         .map_err(|e| Error::nng("setting the request resend time", e))?;
     // Every new snapshot connection wakes the worker: a request that failed for
     // want of one is retried at once.
-    on_connect(&req, shared, tx, |s| {
-        s.req_connected.store(true, Relaxed);
-        true
-    })?;
+    on_connect(
+        &req,
+        shared,
+        tx,
+        |s| &s.snapshot_pipes,
+        |s| {
+            s.req_connected.store(true, Relaxed);
+            true
+        },
+    )?;
     net::dial(&req, url)?;
     Ok(req)
 }
@@ -521,6 +595,8 @@ impl Worker {
                 }
                 Some(Input::Stop) => return,
                 Some(Input::Publication(m)) => {
+                    self.shared.publications.fetch_add(1, Relaxed);
+                    *lock(&self.shared.last_publication) = Some(Instant::now());
                     if need_sync && wire::is_native(&m) {
                         if self.pending.len() >= MAX_PENDING {
                             self.pending.pop_front();

@@ -19,6 +19,49 @@ pub const VERSION: u8 = 1;
 pub const ANNOUNCE_ID: u32 = 0x8000_0000;
 /// Bytes of framing around one member in the largest single-member message.
 pub const MAX_OVERHEAD: usize = 64;
+/// Bytes of a DELTA before its events: magic, version, type, epoch, seq, count.
+pub const DELTA_HEADER_LEN: usize = 3 + 8 + 8 + 4;
+/// Bytes of a SNAPSHOT before its members.
+pub const SNAPSHOT_HEADER_LEN: usize = 3 + 8 + 8 + 4 + 8 + 4;
+
+/// The survey id (SP header) of survey `round`: the high bit set, the round's low
+/// 31 bits. The server skips the rounds whose id is [`ANNOUNCE_ID`].
+pub fn survey_id(round: u64) -> u32 {
+    0x8000_0000 | (round as u32 & 0x7FFF_FFFF)
+}
+
+/// True when an answer's SP header is a survey id (4 bytes, high bit set): what
+/// every respondent echoes or announces with. Anything else is not an answer.
+pub fn is_survey_id(header: &[u8]) -> bool {
+    header.len() == 4 && header[0] & 0x80 != 0
+}
+
+/// True when `s` has a control character (U+0000–U+001F, U+007F–U+009F: NUL,
+/// newline, escape…). Names and metadata refuse them: they would forge lines in
+/// text output and logs.
+pub fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// Splits `events` into runs whose DELTA encoding stays within `max_bytes` (a
+/// single event larger than that is a run of its own).
+pub fn split_events(events: &[Event], max_bytes: usize) -> impl Iterator<Item = &[Event]> + '_ {
+    let mut rest = events;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = 0;
+        let mut size = DELTA_HEADER_LEN;
+        while end < rest.len() && (end == 0 || size + event_len(&rest[end]) <= max_bytes) {
+            size += event_len(&rest[end]);
+            end += 1;
+        }
+        let (run, tail) = rest.split_at(end);
+        rest = tail;
+        Some(run)
+    })
+}
 
 /// Message type codes (third byte).
 pub mod kind {
@@ -110,6 +153,8 @@ pub enum DecodeError {
     TooLarge(&'static str),
     /// A string that is not UTF-8.
     InvalidUtf8(&'static str),
+    /// A name, key or value with a control character (NUL, newline, escape…).
+    ControlChar(&'static str),
     /// An empty member name or metadata key.
     Empty(&'static str),
     /// A metadata key given twice.
@@ -129,6 +174,7 @@ impl fmt::Display for DecodeError {
             DecodeError::UnknownKind(k) => write!(f, "unknown message type {k}"),
             DecodeError::TooLarge(what) => write!(f, "{what} over its limit"),
             DecodeError::InvalidUtf8(what) => write!(f, "{what} is not valid UTF-8"),
+            DecodeError::ControlChar(what) => write!(f, "{what} has a control character"),
             DecodeError::Empty(what) => write!(f, "empty {what}"),
             DecodeError::DuplicateKey => write!(f, "metadata key given twice"),
             DecodeError::BadEvent => write!(f, "unknown event kind or reason"),
@@ -304,14 +350,15 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(a))
     }
     fn str(&mut self, what: &'static str, max: usize) -> Result<String, DecodeError> {
+        self.text(what, max).map(str::to_owned)
+    }
+    fn text(&mut self, what: &'static str, max: usize) -> Result<&'a str, DecodeError> {
         let n = self.u16()? as usize;
         if n > max {
             return Err(DecodeError::TooLarge(what));
         }
         let bytes = self.take(n)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| DecodeError::InvalidUtf8(what))
+        text(bytes, what)
     }
     fn member(&mut self, limits: &Limits) -> Result<Member, DecodeError> {
         let incarnation = self.u64()?;
@@ -357,6 +404,15 @@ impl<'a> Reader<'a> {
         }
         Ok(n)
     }
+}
+
+/// UTF-8 without control characters.
+fn text<'a>(bytes: &'a [u8], what: &'static str) -> Result<&'a str, DecodeError> {
+    let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8(what))?;
+    if has_control(s) {
+        return Err(DecodeError::ControlChar(what));
+    }
+    Ok(s)
 }
 
 /// Smallest encoded member: incarnation, name length, 1 name byte, metadata count.
@@ -437,15 +493,13 @@ pub fn decode_legacy_answer(bytes: &[u8], limits: &Limits) -> Result<Member, Dec
     if bytes.len() > limits.max_name {
         return Err(DecodeError::TooLarge("name"));
     }
-    let name = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8("name"))?;
-    Ok(Member::new(name, 0))
+    Ok(Member::new(text(bytes, "name")?, 0))
 }
 
 /// A legacy publication: the full set, names joined with `|`. A zero-length message
 /// is the empty set (not one empty name, as the original's subscriber reads it).
 pub fn decode_legacy_list(bytes: &[u8], limits: &Limits) -> Result<Vec<String>, DecodeError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8("legacy list"))?;
-    let mut names: Vec<String> = text
+    let mut names: Vec<String> = text(bytes, "legacy list")?
         .split('|')
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
@@ -630,6 +684,51 @@ mod tests {
         let n = huge.len();
         huge[n - 4..].copy_from_slice(&50_000u32.to_be_bytes());
         assert_eq!(decode(&huge, &l), Err(DecodeError::Truncated));
+        for (md, what) in [
+            (&[][..], "name"),
+            (&[("k\u{1b}[2J", "v")][..], "metadata key"),
+            (&[("k", "a\u{0}b")][..], "metadata value"),
+        ] {
+            let name = if what == "name" { "web\nforged" } else { "web" };
+            let a = encode_answer(&member(name, 1, md));
+            assert_eq!(decode(&a, &l), Err(DecodeError::ControlChar(what)));
+        }
+        assert_eq!(
+            decode_legacy_answer(b"a\r\nb", &l),
+            Err(DecodeError::ControlChar("name"))
+        );
+    }
+
+    #[test]
+    fn survey_ids_and_delta_splitting() {
+        assert_eq!(survey_id(42), 0x8000_002a);
+        assert_eq!(survey_id(1 << 31), ANNOUNCE_ID);
+        assert!(is_survey_id(&survey_id(7).to_be_bytes()));
+        assert!(!is_survey_id(&[0x00, 0, 0, 7]), "high bit clear");
+        assert!(!is_survey_id(&[0x80, 0, 0]), "short");
+        assert_eq!(DELTA_HEADER_LEN, encode_delta(1, 1, &[]).len());
+        assert_eq!(
+            SNAPSHOT_HEADER_LEN,
+            encode_snapshot(1, 1, 1, 0, 0, []).len()
+        );
+        let ev = |n: &str| Event {
+            kind: EventKind::Joined,
+            reason: Reason::None,
+            member: Member::new(n, 1),
+        };
+        let events: Vec<Event> = (0..10).map(|i| ev(&format!("m{i}"))).collect();
+        let one = event_len(&events[0]);
+        let runs: Vec<&[Event]> = split_events(&events, DELTA_HEADER_LEN + 3 * one).collect();
+        assert_eq!(
+            runs.iter().map(|r| r.len()).collect::<Vec<_>>(),
+            [3, 3, 3, 1]
+        );
+        for r in &runs {
+            assert!(encode_delta(1, 1, r).len() <= DELTA_HEADER_LEN + 3 * one);
+        }
+        // One event over the limit still goes, alone.
+        assert_eq!(split_events(&events[..2], 1).count(), 2);
+        assert_eq!(split_events(&[], 1).count(), 0);
     }
 
     #[test]
@@ -655,7 +754,7 @@ mod tests {
         (
             "[a-z0-9:/._-]{1,40}",
             any::<u64>(),
-            proptest::collection::btree_map("[a-z]{1,8}", ".{0,20}", 0..4),
+            proptest::collection::btree_map("[a-z]{1,8}", "\\PC{0,20}", 0..4),
         )
             .prop_map(|(name, incarnation, metadata)| Member {
                 name,

@@ -101,10 +101,12 @@ struct ServerOptions {
   std::string publish;
   std::string snapshot;
   std::optional<std::string> legacy_publish;
-  std::chrono::milliseconds interval{1000};
-  std::chrono::milliseconds deadline{500};
-  std::uint32_t evict_after = 3;
-  std::uint32_t max_members = 100000;
+  // Unset: the library's default (gd_server_options_init), so this wrapper
+  // carries no numbers of its own. An unset deadline is half the interval.
+  std::optional<std::chrono::milliseconds> interval;
+  std::optional<std::chrono::milliseconds> deadline;
+  std::optional<std::uint32_t> evict_after;
+  std::optional<std::uint32_t> max_members;
 };
 
 /// Settings of a Subscriber (or of a Client's watch); an empty URL means the default.
@@ -113,8 +115,9 @@ struct SubscriberOptions {
   std::string snapshot;
   /// The publisher is a legacy (Go) server: no snapshot socket.
   bool legacy = false;
-  std::chrono::milliseconds snapshot_timeout{2000};
-  std::uint32_t stale_after = 3;
+  // Unset: the library's default (gd_subscriber_options_init).
+  std::optional<std::chrono::milliseconds> snapshot_timeout;
+  std::optional<std::uint32_t> stale_after;
   /// Installed before the subscriber starts, so it sees the first view.
   PeersCallback on_peers;
   /// Installed before the subscriber starts, so it sees the first view's events.
@@ -128,7 +131,8 @@ struct ClientOptions {
   /// Survey URLs to answer; empty: the default.
   std::vector<std::string> surveys;
   Metadata metadata;
-  std::chrono::milliseconds reconnect_max{1000};
+  // Unset: the library's default (gd_client_options_init).
+  std::optional<std::chrono::milliseconds> reconnect_max;
   /// Also watch the member set (the original's ClientWithSub).
   std::optional<SubscriberOptions> watch;
 };
@@ -210,8 +214,8 @@ inline gd_subscriber_options subscriber_options(const SubscriberOptions& o, Call
   c.publish = c_str_or_null(o.publish);
   c.snapshot = c_str_or_null(o.snapshot);
   c.legacy = o.legacy ? 1 : 0;
-  c.snapshot_timeout_ms = millis(o.snapshot_timeout);
-  c.stale_after = o.stale_after;
+  if (o.snapshot_timeout) c.snapshot_timeout_ms = millis(*o.snapshot_timeout);
+  if (o.stale_after) c.stale_after = *o.stale_after;
   c.on_peers = &Callbacks::on_peers;
   c.on_event = &Callbacks::on_event;
   c.user = cbs;
@@ -346,10 +350,10 @@ class Server {
     c.publish = detail::c_str_or_null(o.publish);
     c.snapshot = detail::c_str_or_null(o.snapshot);
     c.legacy_publish = o.legacy_publish ? o.legacy_publish->c_str() : nullptr;
-    c.interval_ms = detail::millis(o.interval);
-    c.deadline_ms = detail::millis(o.deadline);
-    c.evict_after = o.evict_after;
-    c.max_members = o.max_members;
+    if (o.interval) c.interval_ms = detail::millis(*o.interval);
+    if (o.deadline) c.deadline_ms = detail::millis(*o.deadline);
+    if (o.evict_after) c.evict_after = *o.evict_after;
+    if (o.max_members) c.max_members = *o.max_members;
     detail::check(gd_server_start(&c, &handle_));
   }
   Server(const Server&) = delete;
@@ -400,7 +404,7 @@ class Client {
     c.survey_count = surveys.size();
     c.metadata = md.empty() ? nullptr : md.data();
     c.metadata_count = md.size();
-    c.reconnect_max_ms = detail::millis(o.reconnect_max);
+    if (o.reconnect_max) c.reconnect_max_ms = detail::millis(*o.reconnect_max);
     gd_subscriber_options w;
     if (o.watch) {
       callbacks_.reset(new detail::Callbacks);

@@ -1,6 +1,6 @@
 """A groupcache-style member: joins the mesh and keeps its peer pool current.
 
-    python examples/python/member.py --service http://127.0.0.1:8003 \
+    python examples/python/member.py --name http://127.0.0.1:8003 \
         --survey tcp://127.0.0.1:40007 --publish tcp://127.0.0.1:50007 --snapshot tcp://127.0.0.1:50008
 
 A distributed cache shards keys over its peers: every process must know the current
@@ -53,7 +53,7 @@ class PeerPool:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--service", required=True, help="this member's address, e.g. http://10.0.0.1:8080")
+    ap.add_argument("--name", "--service", dest="name", required=True, help="this member's name, its address, e.g. http://10.0.0.1:8080 (--service: alias)")
     ap.add_argument("--survey", action="append", help="server survey URL (repeatable)")
     ap.add_argument("--publish", default=gopherdiscovery.DEFAULT_PUBLISH_URL)
     ap.add_argument("--snapshot", default=gopherdiscovery.DEFAULT_SNAPSHOT_URL)
@@ -63,18 +63,18 @@ def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
-    pool = PeerPool(args.service)
+    pool = PeerPool(args.name)
     with gopherdiscovery.Client(
-        args.service,
+        args.name,
         survey=args.survey or gopherdiscovery.DEFAULT_SURVEY_URL,
         metadata={"lang": "python"},
         publish=args.publish,
         snapshot=args.snapshot,
     ) as member:
-        print(f"joined {args.service}", flush=True)
+        print(f"joined {args.name}", flush=True)
         member.on_peers(pool.set)  # from now on, pool.set runs on the dispatcher thread
         stop.wait()
-    print(f"left {args.service}", flush=True)
+    print(f"left {args.name}", flush=True)
 
 
 if __name__ == "__main__":

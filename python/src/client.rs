@@ -1,32 +1,24 @@
 //! `ClientCore`: a member that answers surveys. The public `gopherdiscovery.Client`
 //! (Python) adds the optional watching side.
 
-use std::sync::{Mutex, MutexGuard};
-
 use pyo3::prelude::*;
 
 use gopherdiscovery as core;
 
 use crate::convert;
 use crate::errors;
+use crate::handle::Handle;
 use crate::objects::Member;
 
 /// A running member: answers the surveys of every server it dials.
 #[pyclass(module = "gopherdiscovery._gopherdiscovery", frozen)]
 pub struct ClientCore {
-    inner: Mutex<Option<core::Client>>,
+    inner: Handle<core::Client>,
 }
 
 impl ClientCore {
-    fn inner(&self) -> MutexGuard<'_, Option<core::Client>> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn with<T>(&self, py: Python<'_>, f: impl FnOnce(&core::Client) -> T) -> PyResult<T> {
-        match self.inner().as_ref() {
-            Some(c) => Ok(f(c)),
-            None => Err(errors::closed(py, "the client")),
-        }
+        self.inner.with(py, f)
     }
 }
 
@@ -49,7 +41,7 @@ impl ClientCore {
             .detach(move || builder.start())
             .map_err(|e| errors::to_py(py, e))?;
         Ok(ClientCore {
-            inner: Mutex::new(Some(client)),
+            inner: Handle::new(client, "the client"),
         })
     }
 
@@ -75,24 +67,12 @@ impl ClientCore {
     /// True after `close()`.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner().is_none()
+        self.inner.is_closed()
     }
 
     /// Closes the connections (servers see the member leave at once, reason
     /// "closed"). Idempotent; safe from any thread.
     fn close(&self, py: Python<'_>) {
-        let taken = self.inner().take();
-        if let Some(client) = taken {
-            py.detach(move || drop(client));
-        }
-    }
-}
-
-impl Drop for ClientCore {
-    fn drop(&mut self) {
-        let taken = self.inner().take();
-        if let Some(client) = taken {
-            Python::attach(|py| py.detach(move || drop(client)));
-        }
+        self.inner.close(py);
     }
 }

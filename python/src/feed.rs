@@ -13,7 +13,9 @@
 //! stale anyway). Events are kept for at most [`MAX_EVENTS`]; a consumer that falls
 //! further behind is told how many it lost, so nothing grows without bound.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Write as _;
+use std::os::fd::{FromRawFd as _, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -22,6 +24,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use gopherdiscovery as core;
+
+use crate::handle::lock;
 
 use crate::convert;
 use crate::errors;
@@ -54,6 +58,24 @@ struct State {
     /// as "joined" events.
     members: BTreeMap<String, core::Member>,
     closed: bool,
+    /// File descriptors (pipe write ends) to write one byte to on every new item
+    /// and on close, by cursor: how `changes_async()` waits on the event loop
+    /// instead of in a pool thread.
+    wakers: HashMap<u64, RawFd>,
+}
+
+impl State {
+    /// Writes a byte to every registered waker; never blocks (the pipes are
+    /// non-blocking, and a full pipe already holds a wake-up).
+    fn wake(&self) {
+        for fd in self.wakers.values() {
+            // SAFETY: the fd is a pipe's write end that Python keeps open until it
+            // has unregistered it (under this lock, which we hold); ManuallyDrop
+            // keeps the File from closing it.
+            let mut f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(*fd) });
+            let _ = f.write(&[1]);
+        }
+    }
 }
 
 /// The queue between one core subscriber and its Python consumers.
@@ -72,13 +94,14 @@ impl Feed {
                 view: None,
                 members: BTreeMap::new(),
                 closed: false,
+                wakers: HashMap::new(),
             }),
             ready: Condvar::new(),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Called by the core on its subscriber thread: record and wake. Never blocks
@@ -120,6 +143,7 @@ impl Feed {
             seq: u.seq,
         });
         st.next += 1;
+        st.wake();
         drop(st);
         self.ready.notify_all();
     }
@@ -133,13 +157,17 @@ impl Feed {
             return;
         }
         st.next += 1;
+        st.wake();
         drop(st);
         self.ready.notify_all();
     }
 
     /// Ends every wait, now and later.
     pub fn close(&self) {
-        self.lock().closed = true;
+        let mut st = self.lock();
+        st.closed = true;
+        st.wake();
+        drop(st);
         self.ready.notify_all();
     }
 
@@ -243,6 +271,8 @@ pub struct Cursor {
     /// Whether this consumer wants events at all (iterators only want peers).
     with_events: bool,
     cancelled: AtomicBool,
+    /// This cursor's key among the feed's wakers.
+    id: u64,
 }
 
 impl Cursor {
@@ -275,6 +305,10 @@ impl Cursor {
             replayed: Mutex::new(replayed),
             with_events,
             cancelled: AtomicBool::new(false),
+            id: {
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                NEXT.fetch_add(1, SeqCst)
+            },
         }
     }
 
@@ -303,8 +337,7 @@ impl Cursor {
                 let lost = kept_from.saturating_sub(seen);
                 // Numbers are contiguous, so the first unseen event is found by offset.
                 let first = (seen.saturating_sub(kept_from) as usize).min(st.events.len());
-                let mut events =
-                    std::mem::take(&mut *self.replayed.lock().unwrap_or_else(|e| e.into_inner()));
+                let mut events = std::mem::take(&mut *lock(&self.replayed));
                 events.extend(st.events.range(first..).map(|(_, e)| e.clone()));
                 return Woke::Items(Batch {
                     events,
@@ -364,12 +397,33 @@ impl Cursor {
         }
     }
 
-    /// Ends this cursor's waits (a wait in progress returns within microseconds).
+    /// Ends this cursor's waits (a wait in progress returns within microseconds)
+    /// and forgets its wake-up fd.
     fn close(&self) {
         self.cancelled.store(true, SeqCst);
         // Take the lock so a waiter between its check and its sleep cannot miss this.
-        drop(self.feed.lock());
+        self.feed.lock().wakers.remove(&self.id);
         self.feed.ready.notify_all();
+    }
+
+    /// Writes one byte to `fd` (a non-blocking pipe's write end) whenever there may
+    /// be something new for this cursor, and once when the subscriber closes;
+    /// None stops that. The caller keeps `fd` open until it has called this with
+    /// None or closed the cursor. An event loop reads the other end, so no thread
+    /// waits (`changes_async()`).
+    #[pyo3(signature = (fd))]
+    fn set_wakeup_fd(&self, fd: Option<i32>) {
+        let mut st = self.feed.lock();
+        match fd {
+            Some(fd) if !self.cancelled.load(SeqCst) => {
+                st.wakers.insert(self.id, fd);
+                // Anything already there is worth a look.
+                st.wake();
+            }
+            _ => {
+                st.wakers.remove(&self.id);
+            }
+        }
     }
 
     /// True once the cursor or its subscriber is closed.

@@ -24,6 +24,7 @@ mod client;
 mod convert;
 mod errors;
 mod feed;
+mod handle;
 mod objects;
 mod server;
 mod subscriber;

@@ -1,7 +1,5 @@
 //! `Server`: the discovery server, complete in Rust (it runs no Python code).
 
-use std::sync::{Mutex, MutexGuard};
-
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -9,6 +7,7 @@ use gopherdiscovery as core;
 
 use crate::convert;
 use crate::errors;
+use crate::handle::Handle;
 use crate::objects::{Member, ServerUrls};
 
 /// A discovery server: surveys members on `survey`, publishes every change on
@@ -18,20 +17,13 @@ use crate::objects::{Member, ServerUrls};
 /// members see their connections close and reconnect when a server comes back.
 #[pyclass(module = "gopherdiscovery", frozen)]
 pub struct Server {
-    inner: Mutex<Option<core::Server>>,
+    inner: Handle<core::Server>,
     urls: core::ServerUrls,
 }
 
 impl Server {
-    fn inner(&self) -> MutexGuard<'_, Option<core::Server>> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn with<T>(&self, py: Python<'_>, f: impl FnOnce(&core::Server) -> T) -> PyResult<T> {
-        match self.inner().as_ref() {
-            Some(s) => Ok(f(s)),
-            None => Err(errors::closed(py, "the server")),
-        }
+        self.inner.with(py, f)
     }
 }
 
@@ -68,9 +60,9 @@ impl Server {
         publish = "tcp://127.0.0.1:50007",
         snapshot = "tcp://127.0.0.1:50008",
         legacy_publish = None,
-        interval = 1.0,
-        deadline = 0.5,
-        evict_after = 3,
+        interval = core::DEFAULT_INTERVAL.as_secs_f64(),
+        deadline = None,
+        evict_after = i64::from(core::DEFAULT_EVICT_AFTER),
     ))]
     #[allow(clippy::too_many_arguments)] // one per keyword argument of Server()
     fn new(
@@ -80,23 +72,27 @@ impl Server {
         snapshot: &str,
         legacy_publish: Option<String>,
         interval: f64,
-        deadline: f64,
+        deadline: Option<f64>,
         evict_after: i64,
     ) -> PyResult<Self> {
-        let builder = core::Server::builder()
+        let mut builder = core::Server::builder();
+        if let Some(d) = deadline {
+            // None: half the interval (the core's default).
+            builder = builder.deadline(convert::seconds(py, "deadline", d)?);
+        }
+        let builder = builder
             .survey(survey)
             .publish(publish)
             .snapshot(snapshot)
             .legacy_publish(legacy_publish)
             .interval(convert::seconds(py, "interval", interval)?)
-            .deadline(convert::seconds(py, "deadline", deadline)?)
             .evict_after(convert::count(py, "evict_after", evict_after)?);
         let server = py
             .detach(move || builder.start())
             .map_err(|e| errors::to_py(py, e))?;
         Ok(Server {
             urls: server.urls().clone(),
-            inner: Mutex::new(Some(server)),
+            inner: Handle::new(server, "the server"),
         })
     }
 
@@ -122,16 +118,13 @@ impl Server {
     /// True after `close()`.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner().is_none()
+        self.inner.is_closed()
     }
 
     /// Stops the server: closes its sockets and joins its threads (without the
     /// GIL). Idempotent; safe from any thread.
     fn close(&self, py: Python<'_>) {
-        let taken = self.inner().take();
-        if let Some(server) = taken {
-            py.detach(move || drop(server));
-        }
+        self.inner.close(py);
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -152,16 +145,5 @@ impl Server {
             crate::objects::py_repr(py, &self.urls.snapshot)?,
             if self.closed() { " closed" } else { "" }
         ))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let taken = self.inner().take();
-        if let Some(server) = taken {
-            // Garbage collection runs attached; joining the server's threads needs
-            // no Python, but let other Python threads run meanwhile.
-            Python::attach(|py| py.detach(move || drop(server)));
-        }
     }
 }

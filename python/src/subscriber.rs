@@ -3,7 +3,7 @@
 //! The public `gopherdiscovery.Subscriber` (Python) wraps it with callbacks and
 //! iterators; this class only holds the subscriber and hands out cursors.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -12,26 +12,20 @@ use gopherdiscovery as core;
 
 use crate::errors;
 use crate::feed::{Cursor, Feed};
+use crate::handle::Handle;
 use crate::objects::Member;
 
 /// A running subscriber (the watching side). Its updates are read through
 /// `cursor()`; `peers`, `members` and `state` read its view directly.
 #[pyclass(module = "gopherdiscovery._gopherdiscovery", frozen)]
 pub struct SubscriberCore {
-    inner: Mutex<Option<core::Subscriber>>,
+    inner: Handle<core::Subscriber>,
     feed: Arc<Feed>,
 }
 
 impl SubscriberCore {
-    fn inner(&self) -> MutexGuard<'_, Option<core::Subscriber>> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn with<T>(&self, py: Python<'_>, f: impl FnOnce(&core::Subscriber) -> T) -> PyResult<T> {
-        match self.inner().as_ref() {
-            Some(s) => Ok(f(s)),
-            None => Err(errors::closed(py, "the subscriber")),
-        }
+        self.inner.with(py, f)
     }
 }
 
@@ -54,7 +48,7 @@ impl SubscriberCore {
             .detach(move || builder.start())
             .map_err(|e| errors::to_py(py, e))?;
         Ok(SubscriberCore {
-            inner: Mutex::new(Some(sub)),
+            inner: Handle::new(sub, "the subscriber"),
             feed,
         })
     }
@@ -111,26 +105,20 @@ impl SubscriberCore {
     /// True after `close()`.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner().is_none()
+        self.inner.is_closed()
     }
 
     /// Stops the subscriber and ends every cursor's waits. Idempotent; safe from
     /// any thread, including a thread that is delivering this subscriber's updates.
     fn close(&self, py: Python<'_>) {
-        let taken = self.inner().take();
         self.feed.close();
-        if let Some(sub) = taken {
-            py.detach(move || drop(sub));
-        }
+        self.inner.close(py);
     }
 }
 
 impl Drop for SubscriberCore {
     fn drop(&mut self) {
+        // The handle drops the core (joining its threads) after this.
         self.feed.close();
-        let taken = self.inner().take();
-        if let Some(sub) = taken {
-            Python::attach(|py| py.detach(move || drop(sub)));
-        }
     }
 }

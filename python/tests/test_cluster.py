@@ -36,7 +36,7 @@ def test_mixed_language_cluster(children: Children) -> None:
             sub.on_event(events)
             expected = {"http://127.0.0.1:9001"}
             rust = children.start(
-                str(CLI), "join", "--service", "http://127.0.0.1:9001", "--survey", urls.survey, "--meta", "lang=rust"
+                str(CLI), "join", "--name", "http://127.0.0.1:9001", "--survey", urls.survey, "--meta", "lang=rust"
             )
             if C_MEMBER.is_file():
                 # member NAME SURVEY_URL PUBLISH_URL SNAPSHOT_URL [KEY=VALUE]... (examples/c/member.c)

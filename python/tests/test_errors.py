@@ -131,7 +131,7 @@ def test_closed_handles_say_so(server: Server) -> None:
         sub.on_peers(print)
     with pytest.raises(gopherdiscovery.ClosedError, match="client is closed"):
         client.set_metadata({})
-    assert repr(client) == "<Client service='a' closed>"
+    assert repr(client) == "<Client name='a' closed>"
 
 
 def test_every_error_is_one_base_class() -> None:

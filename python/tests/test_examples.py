@@ -17,7 +17,7 @@ def test_member_example_keeps_its_pool_current(server: Server, subscriber: Subsc
     subscriber.on_event(events)
     member = children.python(
         str(EXAMPLES / "member.py"),
-        "--service",
+        "--name",
         "http://127.0.0.1:8003",
         "--survey",
         urls.survey,

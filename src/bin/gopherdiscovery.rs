@@ -1,33 +1,30 @@
 //! `gopherdiscovery` — run a discovery server, join as a member, watch or list members.
 //!
-//! Exit codes: 0 on success and on SIGINT/SIGTERM; 1 on a runtime failure (an
-//! address in use, a server that does not answer); 2 on bad arguments. Every
-//! failure is one line on stderr.
+//! Exit codes: 0 on success and on SIGINT/SIGTERM (every command, `members`
+//! included, stops at once on either); 1 on a runtime failure (an address in use,
+//! a server that does not answer); 2 on bad arguments (a URL without a port, an
+//! argument that is not UTF-8…). Every failure is one line on stderr. Text output
+//! never carries raw control characters (they are shown escaped, `\u{1b}`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gopherdiscovery::{
-    fetch_snapshot, Client, Error, Event, Limits, Member, Server, Subscriber, Update,
-    DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL, DEFAULT_SURVEY_URL,
+    fetch_snapshot, Client, Error, Limits, Member, Server, State, Subscriber, Update,
+    DEFAULT_EVICT_AFTER, DEFAULT_INTERVAL, DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL,
+    DEFAULT_SURVEY_URL,
 };
 
-const USAGE: &str = "\
-usage: gopherdiscovery <command> [options]
-
-commands:
-  serve   [--survey URL] [--publish URL] [--snapshot URL] [--legacy-publish URL]
-          [--interval MS] [--deadline MS] [--evict-after N] [--max-members N]
-  join    --service NAME [--survey URL]... [--meta KEY=VALUE]...
-  watch   [--publish URL] [--snapshot URL] [--legacy] [--json]
-  members [--snapshot URL] [--timeout MS] [--json]
-
-every command: --log-level off|error|warn|info|debug|trace, --help
-defaults: survey tcp://127.0.0.1:40007, publish tcp://127.0.0.1:50007, snapshot tcp://127.0.0.1:50008
-";
+#[path = "gopherdiscovery/help.rs"]
+mod help;
+#[cfg(feature = "http")]
+#[path = "gopherdiscovery/http.rs"]
+mod http;
+#[path = "gopherdiscovery/logging.rs"]
+mod logging;
 
 /// A failure with its exit code.
 struct Fail(u8, String);
@@ -53,7 +50,10 @@ struct Args {
 }
 
 /// Flags that take no value.
-const SWITCHES: &[&str] = &["json", "legacy", "help"];
+const SWITCHES: &[&str] = &["json", "legacy", "help", "version"];
+
+/// Options every command takes.
+const COMMON: &[&str] = &["log-level", "log-format", "help", "version"];
 
 impl Args {
     fn parse(raw: Vec<String>) -> Result<Args, Fail> {
@@ -69,8 +69,8 @@ impl Args {
         };
         let mut flags = Vec::new();
         while let Some(a) = it.next() {
-            if a == "-h" {
-                flags.push(("help".into(), None));
+            if a == "-h" || a == "-V" {
+                flags.push((if a == "-h" { "help" } else { "version" }.into(), None));
                 continue;
             }
             let Some(body) = a.strip_prefix("--") else {
@@ -100,7 +100,7 @@ impl Args {
 
     fn check_known(&self, known: &[&str]) -> Result<(), Fail> {
         for (name, _) in &self.flags {
-            if !known.contains(&name.as_str()) && name != "log-level" && name != "help" {
+            if !known.contains(&name.as_str()) && !COMMON.contains(&name.as_str()) {
                 return Err(usage(format!(
                     "unknown option --{name} for {}",
                     self.command
@@ -143,25 +143,6 @@ impl Args {
 
 // ------------------------------------------------------------------ logging
 
-struct StderrLog;
-
-impl log::Log for StderrLog {
-    fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= log::max_level()
-    }
-    fn log(&self, r: &log::Record) {
-        if self.enabled(r.metadata()) && r.target().starts_with("gopherdiscovery") {
-            let _ = writeln!(
-                std::io::stderr(),
-                "gopherdiscovery: {}: {}",
-                r.level().as_str().to_lowercase(),
-                r.args()
-            );
-        }
-    }
-    fn flush(&self) {}
-}
-
 fn init_log(args: &Args, default: log::LevelFilter) -> Result<(), Fail> {
     let level = match args.one("log-level")?.as_deref() {
         None => default,
@@ -171,8 +152,16 @@ fn init_log(args: &Args, default: log::LevelFilter) -> Result<(), Fail> {
             ))
         })?,
     };
-    let _ = log::set_logger(&StderrLog);
-    log::set_max_level(level);
+    let format = match args.one("log-format")?.as_deref() {
+        None | Some("text") => logging::Format::Text,
+        Some("json") => logging::Format::Json,
+        Some(s) => {
+            return Err(usage(format!(
+                "--log-format expects text or json, got {s:?}"
+            )))
+        }
+    };
+    logging::init(format, level);
     Ok(())
 }
 
@@ -243,12 +232,40 @@ fn json_metadata(out: &mut String, md: &BTreeMap<String, String>) {
     out.push('}');
 }
 
+/// A 64-bit identifier (epoch, incarnation, digest) as JSON: a 16-digit lowercase
+/// hex string, exact in JavaScript and jq (numbers above 2^53 are not).
+fn json_id(id: u64) -> String {
+    format!("\"{id:016x}\"")
+}
+
 fn json_member(out: &mut String, m: &Member) {
     out.push_str("{\"name\":");
     json_str(out, &m.name);
     out.push_str(",\"metadata\":");
     json_metadata(out, &m.metadata);
-    let _ = write!(out, ",\"incarnation\":{}}}", m.incarnation);
+    let _ = write!(out, ",\"incarnation\":{}}}", json_id(m.incarnation));
+}
+
+/// The member set as `members --json` prints it (and `/members.json` serves it).
+fn json_snapshot(epoch: u64, seq: u64, digest: u64, members: &[Member]) -> String {
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "{{\"epoch\":{},\"seq\":{seq},\"digest\":{},\"peers\":",
+        json_id(epoch),
+        json_id(digest)
+    );
+    let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
+    json_strs(&mut o, &names);
+    o.push_str(",\"members\":[");
+    for (i, m) in members.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        json_member(&mut o, m);
+    }
+    o.push_str("]}");
+    o
 }
 
 fn json_update(u: &Update) -> String {
@@ -256,7 +273,7 @@ fn json_update(u: &Update) -> String {
     let _ = write!(
         o,
         "{{\"epoch\":{},\"seq\":{},\"state\":\"{}\",\"snapshot\":{},\"peers\":",
-        u.epoch,
+        json_id(u.epoch),
         u.seq,
         u.state.as_str(),
         u.snapshot
@@ -276,14 +293,36 @@ fn json_update(u: &Update) -> String {
         }
         o.push_str(",\"metadata\":");
         json_metadata(&mut o, &e.member.metadata);
-        let _ = write!(o, ",\"incarnation\":{}}}", e.member.incarnation);
+        let _ = write!(o, ",\"incarnation\":{}}}", json_id(e.member.incarnation));
     }
     o.push_str("]}");
     o
 }
 
+/// `s` with every control character escaped (`\n`, `\u{1b}`…): a peer's bytes
+/// cannot forge lines or terminal sequences in text output.
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 fn text_update(u: &Update) -> String {
-    let events: Vec<String> = u.events.iter().map(Event::to_string).collect();
+    let events: Vec<String> = u
+        .events
+        .iter()
+        .map(|e| printable(&e.to_string()).into_owned())
+        .collect();
     let mut line = format!(
         "[{}] epoch={:016x} seq={} peers={}",
         u.state.as_str(),
@@ -292,7 +331,7 @@ fn text_update(u: &Update) -> String {
         if u.peers.is_empty() {
             "-".to_string()
         } else {
-            u.peers.join(",")
+            printable(&u.peers.join(",")).into_owned()
         }
     );
     if u.snapshot {
@@ -329,13 +368,40 @@ fn serve(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
         "deadline",
         "evict-after",
         "max-members",
+        "max-connections",
+        "max-members-per-connection",
+        "http",
     ])?;
+    let http_addr = match args.one("http")? {
+        #[cfg(feature = "http")]
+        Some(a) => Some(http::parse_addr(&a)?),
+        #[cfg(not(feature = "http"))]
+        Some(_) => {
+            return Err(usage(
+                "--http: this build has no HTTP endpoint (cargo feature \"http\")",
+            ))
+        }
+        None => None,
+    };
     let mut limits = Limits::default();
     if let Some(n) = args.number("max-members")? {
         limits.max_members = n as usize;
     }
-    let evict = args.number("evict-after")?.unwrap_or(3);
-    let server = Server::builder()
+    let evict = args
+        .number("evict-after")?
+        .unwrap_or(DEFAULT_EVICT_AFTER.into());
+    let mut builder = Server::builder();
+    if let Some(n) = args.number("max-connections")? {
+        builder = builder.max_connections(n as usize);
+    }
+    if let Some(n) = args.number("max-members-per-connection")? {
+        builder = builder.max_members_per_connection(n as usize);
+    }
+    // Without --deadline, the library's default: half the interval.
+    if let Some(d) = args.number("deadline")? {
+        builder = builder.deadline(Duration::from_millis(d));
+    }
+    let server = builder
         .survey(
             args.one("survey")?
                 .unwrap_or_else(|| DEFAULT_SURVEY_URL.into()),
@@ -349,14 +415,32 @@ fn serve(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
                 .unwrap_or_else(|| DEFAULT_SNAPSHOT_URL.into()),
         )
         .legacy_publish(args.one("legacy-publish")?)
-        .interval(millis(args, "interval", 1000)?)
-        .deadline(millis(args, "deadline", 500)?)
+        .interval(millis(
+            args,
+            "interval",
+            DEFAULT_INTERVAL.as_millis() as u64,
+        )?)
         .evict_after(u32::try_from(evict).map_err(|_| usage("--evict-after is too large"))?)
         .limits(limits)
         .start()?;
+    let server = std::sync::Arc::new(server);
+    #[cfg(feature = "http")]
+    let endpoint = http_addr
+        .map(|a| http::Endpoint::start(a, server.clone()))
+        .transpose()?;
+    #[cfg(feature = "http")]
+    let http_note = endpoint
+        .as_ref()
+        .map(|(_, a)| format!(" http={a}"))
+        .unwrap_or_default();
+    #[cfg(not(feature = "http"))]
+    let http_note = {
+        let _: Option<()> = http_addr;
+        String::new()
+    };
     let u = server.urls();
     print_line(&format!(
-        "serving survey={} publish={} snapshot={}{} epoch={:016x}",
+        "serving survey={} publish={} snapshot={}{}{http_note} epoch={:016x}",
         u.survey,
         u.publish,
         u.snapshot,
@@ -368,17 +452,34 @@ fn serve(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
     ));
     let sig = wait_for_signal(signals);
     log::info!("signal {sig}: shutting down");
+    #[cfg(feature = "http")]
+    if let Some((e, _)) = endpoint {
+        e.stop();
+    }
     drop(server);
     Ok(())
 }
 
 fn join(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
-    args.check_known(&["service", "survey", "meta"])?;
-    let name = args
-        .one("service")?
-        .ok_or_else(|| usage("join needs --service NAME"))?;
+    args.check_known(&["name", "service", "survey", "meta", "interval"])?;
+    // --service is the old word for --name, kept as an alias.
+    let name = match (args.one("name")?, args.one("service")?) {
+        (Some(_), Some(_)) => {
+            return Err(usage("--name and --service are the same option; give one"))
+        }
+        (Some(n), None) | (None, Some(n)) => n,
+        (None, None) => return Err(usage("join needs --name NAME")),
+    };
+    let interval = millis(args, "interval", DEFAULT_INTERVAL.as_millis() as u64)?;
+    if interval.is_zero() {
+        return Err(usage("--interval must be greater than zero"));
+    }
+    let mut surveys = args.all("survey");
+    if surveys.is_empty() {
+        surveys.push(DEFAULT_SURVEY_URL.into());
+    }
     let mut b = Client::builder(name);
-    for url in args.all("survey") {
+    for url in &surveys {
         b = b.survey(url);
     }
     for kv in args.all("meta") {
@@ -387,12 +488,35 @@ fn join(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
             .ok_or_else(|| usage(format!("--meta expects KEY=VALUE, got {kv:?}")))?;
         b = b.meta(k, v);
     }
-    let client = b.start()?;
+    let client = std::sync::Arc::new(b.start()?);
     let m = client.member();
     print_line(&format!(
         "joined {} incarnation={:016x}",
         m.name, m.incarnation
     ));
+    let watched = std::sync::Arc::downgrade(&client);
+    let patience = 3 * interval;
+    let urls = surveys.join(" ");
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut warned = false;
+        while let Some(c) = watched.upgrade() {
+            let st = c.stats();
+            drop(c);
+            let quiet = st.last_survey_age.unwrap_or_else(|| started.elapsed()) >= patience;
+            if quiet && !warned {
+                log::warn!(
+                    "no server has surveyed this member within {} ms (survey {urls}, {} connected); still trying",
+                    patience.as_millis(),
+                    st.connections
+                );
+            } else if !quiet && warned {
+                log::warn!("surveyed by a server again");
+            }
+            warned = quiet;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
     let sig = wait_for_signal(signals);
     log::info!("signal {sig}: leaving");
     drop(client);
@@ -414,22 +538,71 @@ fn watch(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
                 .unwrap_or_else(|| DEFAULT_SNAPSHOT_URL.into()),
         )
     };
+    let publish = args
+        .one("publish")?
+        .unwrap_or_else(|| DEFAULT_PUBLISH_URL.into());
     let sub = Subscriber::builder()
-        .publish(
-            args.one("publish")?
-                .unwrap_or_else(|| DEFAULT_PUBLISH_URL.into()),
-        )
-        .snapshot(snapshot)
+        .publish(publish.clone())
+        .snapshot(snapshot.clone())
         .on_update(move |u| print_line(&if json { json_update(u) } else { text_update(u) }))
         .start()?;
+    let sub = std::sync::Arc::new(sub);
+    report_unreachable(&sub, publish.clone(), snapshot.clone());
     let sig = wait_for_signal(signals);
     log::info!("signal {sig}: stopping");
     drop(sub);
     Ok(())
 }
 
-fn members(args: &Args) -> Result<(), Fail> {
+/// Warns (on stderr, from a thread of its own) while `watch` cannot reach its URLs:
+/// after 3 s without a connection or without a first view; it keeps trying.
+fn report_unreachable(sub: &std::sync::Arc<Subscriber>, publish: String, snapshot: Option<String>) {
+    let watched = std::sync::Arc::downgrade(sub);
+    std::thread::spawn(move || {
+        let patience = 3 * DEFAULT_INTERVAL;
+        let mut since = Instant::now();
+        let mut warned = false;
+        while let Some(s) = watched.upgrade() {
+            let st = s.stats();
+            drop(s);
+            let mut missing = Vec::new();
+            if st.publish_connections == 0 {
+                missing.push(format!("publish {publish}"));
+            }
+            if let Some(url) = &snapshot {
+                if st.snapshot_connections == 0 {
+                    missing.push(format!("snapshot {url}"));
+                } else if st.state == State::Syncing {
+                    missing.push(format!("a snapshot from {url}"));
+                }
+            }
+            if missing.is_empty() {
+                if warned {
+                    log::warn!("reached the server again ({publish})");
+                }
+                warned = false;
+                since = Instant::now();
+            } else if !warned && since.elapsed() >= patience {
+                log::warn!(
+                    "cannot reach {} after {} ms; still trying",
+                    missing.join(" and "),
+                    patience.as_millis()
+                );
+                warned = true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+}
+
+fn members(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
     args.check_known(&["snapshot", "timeout", "json"])?;
+    // The fetch blocks up to --timeout; a signal ends the process at once, with 0.
+    let set = *signals;
+    std::thread::spawn(move || {
+        wait_for_signal(&set);
+        std::process::exit(0);
+    });
     let url = args
         .one("snapshot")?
         .unwrap_or_else(|| DEFAULT_SNAPSHOT_URL.into());
@@ -445,44 +618,85 @@ fn members(args: &Args) -> Result<(), Fail> {
         other => Fail::from(other),
     })?;
     if args.has("json") {
-        let mut o = String::new();
-        let _ = write!(
-            o,
-            "{{\"epoch\":{},\"seq\":{},\"peers\":",
-            snap.epoch, snap.seq
-        );
-        let names: Vec<String> = snap.members.iter().map(|m| m.name.clone()).collect();
-        json_strs(&mut o, &names);
-        o.push_str(",\"members\":[");
-        for (i, m) in snap.members.iter().enumerate() {
-            if i > 0 {
-                o.push(',');
-            }
-            json_member(&mut o, m);
-        }
-        o.push_str("]}");
-        print_line(&o);
+        print_line(&json_snapshot(
+            snap.epoch,
+            snap.seq,
+            snap.digest,
+            &snap.members,
+        ));
     } else {
-        for m in &snap.members {
-            let md: Vec<String> = m.metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            print_line(&format!(
-                "{}{}{}",
-                m.name,
-                if md.is_empty() { "" } else { " " },
-                md.join(" ")
-            ));
+        for line in members_table(&snap.members) {
+            print_line(&line);
         }
     }
     Ok(())
 }
 
+/// `members` as an aligned table: NAME, INCARNATION, STATUS, METADATA. Every
+/// member in a snapshot answered within `evict_after` surveys: its status is
+/// `alive` (`alive (legacy)` for a raw-string member of the original Go client).
+fn members_table(members: &[Member]) -> Vec<String> {
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "INCARNATION".to_string(),
+        "STATUS".to_string(),
+        "METADATA".to_string(),
+    ]];
+    for m in members {
+        let md: Vec<String> = m
+            .metadata
+            .iter()
+            .map(|(k, v)| format!("{}={}", printable(k), printable(v)))
+            .collect();
+        rows.push([
+            printable(&m.name).into_owned(),
+            format!("{:016x}", m.incarnation),
+            if m.incarnation == 0 {
+                "alive (legacy)"
+            } else {
+                "alive"
+            }
+            .to_string(),
+            md.join(","),
+        ]);
+    }
+    let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
+    let widths = [width(0), width(1), width(2)];
+    rows.iter()
+        .map(|r| {
+            let mut line = String::new();
+            for (i, w) in widths.iter().enumerate() {
+                let _ = write!(line, "{:<w$}  ", r[i]);
+            }
+            line.push_str(&r[3]);
+            line.trim_end().to_string()
+        })
+        .collect()
+}
+
 fn run() -> Result<(), Fail> {
-    let args = Args::parse(std::env::args().skip(1).collect())?;
+    let mut raw = Vec::new();
+    for (i, a) in std::env::args_os().skip(1).enumerate() {
+        match a.into_string() {
+            Ok(s) => raw.push(s),
+            Err(a) => {
+                return Err(usage(format!(
+                    "argument {} ({}) is not valid UTF-8",
+                    i + 1,
+                    printable(&a.to_string_lossy())
+                )))
+            }
+        }
+    }
+    let args = Args::parse(raw)?;
     if args.command == "help" || args.has("help") {
-        print!("{USAGE}");
+        match help::command(&args.command) {
+            Some(text) => print!("{text}"),
+            None => print!("{}", help::overview()),
+        }
         return Ok(());
     }
-    if args.command == "version" {
+    if args.command == "version" || args.has("version") {
         println!(
             "gopherdiscovery {} (wire {}, NNG {})",
             gopherdiscovery::VERSION,
@@ -502,7 +716,7 @@ fn run() -> Result<(), Fail> {
         "serve" => serve(&args, &signals),
         "join" => join(&args, &signals),
         "watch" => watch(&args, &signals),
-        "members" => members(&args),
+        "members" => members(&args, &signals),
         other => Err(usage(format!(
             "unknown command {other:?} (serve, join, watch or members)"
         ))),

@@ -53,7 +53,7 @@ unsafe impl SizedOptions for gd_client_options {
             survey_count: 0,
             metadata: std::ptr::null(),
             metadata_count: 0,
-            reconnect_max_ms: 1000,
+            reconnect_max_ms: crate::DEFAULT_RECONNECT_MAX.as_millis() as u32,
             watch: std::ptr::null(),
         }
     }

@@ -30,8 +30,9 @@ pub struct gd_server_options {
     pub legacy_publish: *const c_char,
     /// Time between surveys in milliseconds (default 1000).
     pub interval_ms: u32,
-    /// How long answers to a survey are awaited, in milliseconds (default 500;
-    /// must be shorter than the interval).
+    /// How long answers to a survey are awaited, in milliseconds; must be shorter
+    /// than the interval. 0 (the default): half the interval (500 with the
+    /// default interval).
     pub deadline_ms: u32,
     /// Consecutive missed surveys before a member leaves with reason `timeout`
     /// (default 3).
@@ -51,9 +52,9 @@ unsafe impl SizedOptions for gd_server_options {
             publish: std::ptr::null(),
             snapshot: std::ptr::null(),
             legacy_publish: std::ptr::null(),
-            interval_ms: 1000,
-            deadline_ms: 500,
-            evict_after: 3,
+            interval_ms: crate::DEFAULT_INTERVAL.as_millis() as u32,
+            deadline_ms: 0,
+            evict_after: crate::DEFAULT_EVICT_AFTER,
             max_members: Limits::default().max_members as u32,
         }
     }
@@ -148,13 +149,16 @@ pub unsafe extern "C" fn gd_server_start(
             max_members: o.max_members as usize,
             ..Limits::default()
         };
-        let server = Server::builder()
+        let mut builder = Server::builder();
+        if o.deadline_ms != 0 {
+            builder = builder.deadline(Duration::from_millis(o.deadline_ms.into()));
+        }
+        let server = builder
             .survey(survey)
             .publish(publish)
             .snapshot(snapshot)
             .legacy_publish(legacy)
             .interval(Duration::from_millis(o.interval_ms.into()))
-            .deadline(Duration::from_millis(o.deadline_ms.into()))
             .evict_after(o.evict_after)
             .limits(limits)
             .start()?;

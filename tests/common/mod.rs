@@ -199,7 +199,7 @@ pub fn serve(dir: &Scratch, extra: &[&str]) -> Proc {
 
 pub fn join(dir: &Scratch, name: &str, extra: &[&str]) -> Proc {
     let s = dir.url("survey");
-    let mut args = vec!["join", "--service", name, "--survey", &s];
+    let mut args = vec!["join", "--name", name, "--survey", &s];
     args.extend_from_slice(extra);
     let mut p = Proc::spawn(&args);
     let line = p.next_line();
@@ -231,4 +231,26 @@ pub fn has_event(v: &serde_json::Value, kind: &str, name: &str, reason: Option<&
         .unwrap()
         .iter()
         .any(|e| e["kind"] == kind && e["name"] == name && e["reason"].as_str() == reason)
+}
+
+/// A 64-bit identifier of the CLI's JSON: a 16-digit lowercase hex string.
+pub fn hex_id(v: &serde_json::Value) -> u64 {
+    let s = v.as_str().unwrap_or_else(|| panic!("{v} is not a string"));
+    assert!(
+        s.len() == 16
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{s:?} is not 16 lowercase hex digits"
+    );
+    u64::from_str_radix(s, 16).unwrap()
+}
+
+/// Waits until the process's stderr holds `needle`; returns all of it.
+pub fn stderr_with(p: &Proc, needle: &str) -> String {
+    let mut text = String::new();
+    wait_until(&format!("{needle:?} on stderr"), || {
+        text = p.stderr.lock().unwrap().clone();
+        text.contains(needle)
+    });
+    text
 }

@@ -27,6 +27,7 @@ import atexit
 import errno
 import itertools
 import logging
+import os
 import threading
 import time
 import weakref
@@ -171,43 +172,106 @@ class PeerChanges(Iterator[list[str]]):
 class AsyncPeerChanges(AsyncIterator[list[str]]):
     """``async for`` over peer lists (see ``Subscriber.changes_async``).
 
-    Each wait runs the blocking wait in the event loop's default executor; a
-    cancelled wait closes the iterator, which ends the worker's wait at once.
+    Waits on the event loop itself, with no thread: the library writes a byte to
+    a pipe of this iterator whenever there may be something new (and when the
+    subscriber closes); the loop watches the pipe's read end (``add_reader``), then
+    takes what is there without blocking. So any number of async watchers use no
+    thread of asyncio's default pool. A cancelled wait closes the iterator.
     """
 
     def __init__(self, cursor: _ext.Cursor, timeout: Optional[float]) -> None:
         self._sync = PeerChanges(cursor, timeout)
+        self._pipe: Optional[tuple[int, int]] = None
+        # True while a coroutine waits on the pipe: then that coroutine closes it.
+        self._waiting = False
 
     def __aiter__(self) -> AsyncPeerChanges:
         return self
+
+    def _read_end(self) -> int:
+        if self._pipe is None:
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+            self._pipe = (r, w)
+            self._sync._cursor.set_wakeup_fd(w)
+        return self._pipe[0]
 
     async def __anext__(self) -> list[str]:
         sync = self._sync
         deadline = _deadline(sync._timeout)
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                update = await loop.run_in_executor(None, sync._cursor.wait, _remaining(deadline))
-            except ClosedError:
-                raise StopAsyncIteration from None
-            except BaseException:
-                # Cancelled (or worse): end the worker's wait, then let it through.
-                sync.close()
-                raise
-            if update is None:
-                sync.close()
-                raise StopAsyncIteration
-            peers = sync._step(update)
-            if peers is not None:
-                return peers
+        # While this runs, the pipe is ours: close() from elsewhere only wakes us.
+        self._waiting = True
+        try:
+            fd = self._read_end()
+            while True:
+                try:
+                    update = sync._cursor.wait(0)
+                except ClosedError:
+                    raise StopAsyncIteration from None
+                if update is not None:
+                    peers = sync._step(update)
+                    if peers is not None:
+                        return peers
+                    continue
+                left = _remaining(deadline)
+                if left == 0.0:
+                    sync.close()
+                    raise StopAsyncIteration
+                woken: asyncio.Future[None] = loop.create_future()
+
+                def wake(woken: asyncio.Future[None] = woken) -> None:
+                    if not woken.done():
+                        woken.set_result(None)
+
+                loop.add_reader(fd, wake)
+                try:
+                    await asyncio.wait_for(woken, left)
+                except asyncio.TimeoutError:
+                    pass
+                finally:
+                    loop.remove_reader(fd)
+                try:
+                    while os.read(fd, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+        except StopAsyncIteration:
+            raise
+        except BaseException:
+            # Cancelled (or worse): end the iteration, then let it through.
+            sync.close()
+            raise
+        finally:
+            self._waiting = False
+            if sync._cursor.closed:
+                self.close()
 
     async def aclose(self) -> None:
         """Ends the iteration."""
-        self._sync.close()
+        self.close()
 
     def close(self) -> None:
-        """Ends the iteration (from any thread)."""
+        """Ends the iteration (from any thread: a wait in progress ends at once)."""
+        # The library forgets the pipe (under its lock) before the pipe closes.
         self._sync.close()
+        pipe = self._pipe
+        if pipe is None:
+            return
+        if self._waiting:
+            # Wake the waiting coroutine; it sees the closed cursor and closes the pipe.
+            try:
+                os.write(pipe[1], b"\0")
+            except BlockingIOError:
+                pass
+            return
+        self._pipe = None
+        for end in pipe:
+            os.close(end)
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class _Dispatcher:
@@ -376,7 +440,8 @@ class _Watching:
         return PeerChanges(self._sub().cursor(replay=True, events=False), timeout)
 
     def changes_async(self, timeout: Optional[float] = None) -> AsyncPeerChanges:
-        """``changes()`` for ``async for``; waits in the event loop's default executor."""
+        """``changes()`` for ``async for``; waits on the event loop itself (a pipe the
+        library writes to), so it holds no thread while it waits."""
         return AsyncPeerChanges(self._sub().cursor(replay=True, events=False), timeout)
 
     def wait_for(self, predicate: Callable[[list[str]], bool], timeout: Optional[float] = None) -> list[str]:
@@ -466,7 +531,9 @@ class Subscriber(_Watching):
 
 class Client(_Watching):
     """A member of the mesh: answers the surveys of the servers at ``survey`` (one
-    URL or a list) with ``service`` and ``metadata`` (str to str).
+    URL or a list) with its ``name`` (its service address, e.g.
+    ``"http://10.0.0.1:8080"``) and ``metadata`` (str to str). ``service=`` is
+    accepted as an alias of ``name``.
 
     With ``publish=`` (and ``snapshot=``, as for ``Subscriber``) it also watches the
     member set and offers everything a ``Subscriber`` does. ``close()`` (or the end
@@ -475,14 +542,21 @@ class Client(_Watching):
 
     def __init__(
         self,
-        service: str,
+        name: Optional[str] = None,
         survey: str | Sequence[str] = DEFAULT_SURVEY_URL,
         metadata: Optional[Mapping[str, str]] = None,
         *,
         publish: Optional[str] = None,
         snapshot: Optional[str] = DEFAULT_SNAPSHOT_URL,
+        service: Optional[str] = None,
     ) -> None:
         self._init_watching(None)
+        if (name is None) == (service is None):
+            raise InvalidOptionError(
+                "invalid option name: give the member's name once (service= is an alias of name=)"
+            )
+        service = name if name is not None else service
+        assert service is not None
         if publish is None and snapshot != DEFAULT_SNAPSHOT_URL:
             raise InvalidOptionError("invalid option snapshot: given without publish; pass publish= too to watch")
         self._service = service
@@ -538,4 +612,4 @@ class Client(_Watching):
         self.close()
 
     def __repr__(self) -> str:
-        return f"<Client service={self._service!r}{' closed' if self._closed else ''}>"
+        return f"<Client name={self._service!r}{' closed' if self._closed else ''}>"

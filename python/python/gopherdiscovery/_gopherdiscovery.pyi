@@ -123,9 +123,9 @@ class Server:
         publish: str = "tcp://127.0.0.1:50007",
         snapshot: str = "tcp://127.0.0.1:50008",
         legacy_publish: Optional[str] = None,
-        interval: float = 1.0,
-        deadline: float = 0.5,
-        evict_after: int = 3,
+        interval: float = ...,
+        deadline: Optional[float] = None,
+        evict_after: int = ...,
     ) -> Server: ...
     @property
     def urls(self) -> ServerUrls: ...
@@ -161,6 +161,7 @@ class Cursor:
     """One consumer's position in a subscriber's queue of updates."""
 
     def wait(self, timeout: Optional[float] = None) -> Optional[Update]: ...
+    def set_wakeup_fd(self, fd: Optional[int]) -> None: ...
     def close(self) -> None: ...
     @property
     def closed(self) -> bool: ...

@@ -302,7 +302,13 @@ ipc_pipe_send_cb(void *arg)
 	nni_aio  *tx_aio = &p->tx_aio;
 
 	nni_mtx_lock(&p->mtx);
-	if ((rv = nni_aio_result(tx_aio)) != 0) {
+	rv = nni_aio_result(tx_aio);
+	// gopherdiscovery fix 4: a pipe closed while this callback ran has
+	// stopped tx_aio; fail the waiting sends instead of restarting it.
+	if ((rv == 0) && p->closed) {
+		rv = NNG_ECLOSED;
+	}
+	if (rv != 0) {
 		nni_pipe_bump_error(p->pipe, rv);
 		// Intentionally we do not queue up another transfer.
 		// There's an excellent chance that the pipe is no longer
@@ -356,6 +362,14 @@ ipc_pipe_recv_cb(void *arg)
 		// Error on receive.  This has to cause an error back
 		// to the user.  Also, if we had an allocated rx_msg, lets
 		// toss it.
+		goto error;
+	}
+
+	// gopherdiscovery fix 4 (as tcp.c does): a pipe closed while this
+	// callback ran has stopped rx_aio, and a receive started on a stopped
+	// aio never completes, so the waiting user aio would hang pipe_stop.
+	if (p->closed) {
+		rv = NNG_ECLOSED;
 		goto error;
 	}
 

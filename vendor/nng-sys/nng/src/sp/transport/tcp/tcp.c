@@ -317,7 +317,13 @@ tcptran_pipe_send_cb(void *arg)
 	nni_mtx_lock(&p->mtx);
 	aio = nni_list_first(&p->sendq);
 
-	if ((rv = nni_aio_result(txaio)) != 0) {
+	rv = nni_aio_result(txaio);
+	// gopherdiscovery fix 4: a pipe closed while this callback ran has
+	// stopped txaio; fail the waiting send instead of restarting it.
+	if ((rv == 0) && p->closed) {
+		rv = NNG_ECLOSED;
+	}
+	if (rv != 0) {
 		nni_pipe_bump_error(p->npipe, rv);
 		// Intentionally we do not queue up another transfer.
 		// There's an excellent chance that the pipe is no longer

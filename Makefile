@@ -32,6 +32,7 @@ test: venv lint
 	bash tests/downstream/run.sh
 	bash tests/c/run.sh
 	bash python/run-tests.sh
+	bash tests/packaging/run.sh
 	bash benches/run.sh quick
 
 test-rust: venv
@@ -57,9 +58,24 @@ bench-quick: build
 header: venv
 	bash scripts/header.sh
 
+.PHONY: uninstall wheel sdist
+
+## C/C++ library, headers, pkg-config, CMake package and the CLI into $(PREFIX).
 install: build
 	bash scripts/install.sh "$(PREFIX)"
 
+## Removes exactly what `make install` put into $(PREFIX).
+uninstall:
+	bash scripts/uninstall.sh "$(PREFIX)"
+
+## dist/gopherdiscovery-VERSION-cp39-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+wheel: venv
+	bash scripts/wheel.sh
+
+## dist/gopherdiscovery-VERSION.tar.gz (pip builds it with Rust and cmake).
+sdist: venv
+	bash scripts/sdist.sh
+
 clean:
 	cargo clean
-	rm -rf .venv build python/target
+	rm -rf .venv build python/target dist

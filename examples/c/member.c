@@ -98,10 +98,10 @@ int main(int argc, char **argv) {
     opts.metadata_count = n_meta;
     opts.watch = &watch;
 
-    gd_client *client;
+    gd_client *client = NULL; /* written only on success */
     if (gd_client_join(&opts, &client) != GD_OK) {
         free(meta);
-        return fail("join");
+        return fail("join"); /* nothing to close: client was never set */
     }
     free(meta); /* read during gd_client_join only */
     printf("joined %s\n", argv[1]);

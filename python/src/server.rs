@@ -27,13 +27,38 @@ impl Server {
     }
 }
 
+/// The literal defaults of `Server()`'s signature are the core's (checked at compile time).
+const _: () = assert!(
+    same(core::DEFAULT_SURVEY_URL, "tcp://127.0.0.1:40007")
+        && same(core::DEFAULT_PUBLISH_URL, "tcp://127.0.0.1:50007")
+        && same(core::DEFAULT_SNAPSHOT_URL, "tcp://127.0.0.1:50008"),
+    "Server()'s default URLs differ from gopherdiscovery::DEFAULT_*_URL"
+);
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 #[pymethods]
 impl Server {
     #[new]
+    // Literal defaults, so that help(Server) shows the URLs (pyo3 writes `...` for any
+    // other expression); a compile-time assertion keeps them equal to the core's constants.
     #[pyo3(signature = (
-        survey = core::DEFAULT_SURVEY_URL.to_owned(),
-        publish = core::DEFAULT_PUBLISH_URL.to_owned(),
-        snapshot = core::DEFAULT_SNAPSHOT_URL.to_owned(),
+        survey = "tcp://127.0.0.1:40007",
+        publish = "tcp://127.0.0.1:50007",
+        snapshot = "tcp://127.0.0.1:50008",
         legacy_publish = None,
         interval = core::DEFAULT_INTERVAL.as_secs_f64(),
         deadline = None,
@@ -42,9 +67,9 @@ impl Server {
     #[allow(clippy::too_many_arguments)] // one per keyword argument of Server()
     fn new(
         py: Python<'_>,
-        survey: String,
-        publish: String,
-        snapshot: String,
+        survey: &str,
+        publish: &str,
+        snapshot: &str,
         legacy_publish: Option<String>,
         interval: f64,
         deadline: Option<f64>,

@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
+    // First, so that a missing cmake is all the build says.
+    require_cmake();
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=nng");
     println!("cargo:rerun-if-changed=src/wrapper.h");
-    require_cmake();
+    println!("cargo:rerun-if-env-changed=CMAKE");
 
     let dst = cmake::Config::new("nng")
         .define("BUILD_SHARED_LIBS", "OFF")
@@ -43,18 +45,19 @@ fn main() {
     bindings(&dst.join("include"), &out);
 }
 
-/// One clear line instead of the cmake crate's backtrace when cmake is missing.
+/// One clear line instead of the cmake crate's backtrace when cmake is missing: the
+/// same sentence as a cargo warning (shown first, also by pip and maturin) and as the
+/// build script's only output on stderr.
 fn require_cmake() {
     let cmake = env::var("CMAKE").unwrap_or_else(|_| "cmake".into());
     if Command::new(&cmake).arg("--version").output().is_err() {
-        eprintln!(
-            "error: building NNG needs cmake (3.15 or newer), and `{cmake}` was not found: \
-             install it (Debian/Ubuntu: apt-get install cmake; or pip install cmake) and build again"
+        let line = format!(
+            "building NNG needs cmake 3.15 or newer, and `{cmake}` was not found: install it \
+             (Debian/Ubuntu: apt-get install cmake; Fedora: dnf install cmake; macOS: brew install cmake; \
+             or pip install cmake) and build again"
         );
-        println!(
-            "cargo:warning=building NNG needs cmake, and `{cmake}` was not found: \
-             install it (Debian/Ubuntu: apt-get install cmake; or pip install cmake)"
-        );
+        println!("cargo:warning={line}");
+        eprintln!("error: {line}");
         std::process::exit(1);
     }
 }

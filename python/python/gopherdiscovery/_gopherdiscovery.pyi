@@ -274,9 +274,9 @@ class Server:
 
     def __new__(
         cls,
-        survey: str = ...,
-        publish: str = ...,
-        snapshot: str = ...,
+        survey: str = "tcp://127.0.0.1:40007",
+        publish: str = "tcp://127.0.0.1:50007",
+        snapshot: str = "tcp://127.0.0.1:50008",
         legacy_publish: Optional[str] = None,
         interval: float = ...,
         deadline: Optional[float] = None,

@@ -78,8 +78,10 @@
 //!   metadata; an optional legacy publish URL carries the `|`-joined full list.
 //!
 //! Pure parts have no sockets and are unit-tested alone: [`wire`] (the codec, see
-//! `docs/PROTOCOL.md`), [`member_table`] (the server's table) and [`replica`] (the
-//! subscriber's copy).
+//! `docs/PROTOCOL.md`), [`member_set`] (the member set with its digest, shared by
+//! the next three), [`member_table`] (the server's table), [`replica`] (the
+//! subscriber's copy of one server), [`merge`] (several servers' replicas merged
+//! into one view) and [`sync`] (one server's snapshot-and-deltas driver, clock-free).
 //!
 //! # Limitations
 //!
@@ -97,13 +99,16 @@ mod client;
 mod error;
 pub mod ffi;
 mod member;
+pub mod member_set;
 pub mod member_table;
+pub mod merge;
 mod net;
 #[doc(hidden)]
 pub mod nng;
 pub mod replica;
 mod server;
 mod subscriber;
+pub mod sync;
 pub mod wire;
 
 pub use client::{Client, ClientBuilder, ClientStats};

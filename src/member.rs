@@ -30,6 +30,12 @@ impl Member {
             incarnation,
         }
     }
+
+    /// What orders two records of one name: `(incarnation, generation)`, compared
+    /// lexicographically (a later start wins; then a later metadata change).
+    pub fn version(&self) -> (u64, u32) {
+        (self.incarnation, 0)
+    }
 }
 
 /// What happened to a member.

@@ -114,7 +114,8 @@ pub mod wire;
 pub use client::{Client, ClientBuilder, ClientStats};
 pub use error::{Error, ErrorCode, Result};
 pub use member::{
-    digest, member_hash, random_u64, Event, EventKind, Limits, Member, Metadata, Reason,
+    digest, member_hash, new_incarnation, random_u64, Event, EventKind, Limits, Member, Metadata,
+    Reason,
 };
 pub use net::{raise_fd_limit, DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL, DEFAULT_SURVEY_URL};
 pub use nng::Error as NngError;

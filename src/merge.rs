@@ -277,6 +277,7 @@ mod tests {
             epoch,
             seq,
             interval_ms: 1000,
+            warming: false,
             digest: digest(&members),
             members,
         }
@@ -439,6 +440,7 @@ mod tests {
                 Change::Update => {
                     let mut u = now[name].clone();
                     u.metadata.insert("k".into(), k.to_string());
+                    u.generation += 1;
                     vec![Event::updated(u)]
                 }
             };

@@ -173,6 +173,7 @@ mod tests {
             epoch,
             seq,
             interval_ms: 1000,
+            warming: false,
             digest: digest(&members),
             members,
         }
@@ -199,6 +200,7 @@ mod tests {
             epoch: 7,
             seq: 3,
             interval_ms: 1000,
+            warming: false,
             count: 3,
             digest: r.digest(),
         };
@@ -219,6 +221,7 @@ mod tests {
             epoch: 7,
             seq: 3,
             interval_ms: 1000,
+            warming: false,
             count: 1,
             digest: r.digest(),
         };
@@ -227,6 +230,7 @@ mod tests {
             epoch: 7,
             seq: 2,
             interval_ms: 1000,
+            warming: false,
             count: 1,
             digest: 1,
         };

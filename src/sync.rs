@@ -79,7 +79,6 @@ pub struct Sync {
     heartbeats_seen: bool,
     pending: VecDeque<Vec<u8>>,
     resyncs: u64,
-    warming: bool,
 }
 
 impl Sync {
@@ -103,7 +102,6 @@ impl Sync {
             heartbeats_seen: false,
             pending: VecDeque::new(),
             resyncs: 0,
-            warming: false,
         }
     }
 
@@ -166,6 +164,8 @@ impl Sync {
             Input::Snapshot(Ok(s)) => {
                 self.in_flight = false;
                 self.interval = Duration::from_millis(u64::from(s.interval_ms.max(1)));
+                // Before the members: a warming server's snapshot removes nothing.
+                src.set_warming(s.warming);
                 match src.apply_snapshot(s) {
                     Ok(()) => {
                         self.need_sync = false;
@@ -175,7 +175,6 @@ impl Sync {
                         self.synced_once = true;
                         self.backoff = MIN_BACKOFF;
                         self.last_heard = now;
-                        src.set_warming(self.warming);
                         src.set_state(State::Live);
                         out.push(Action::Deliver { snapshot: true });
                         // Apply what came meanwhile; those the snapshot includes are skipped.
@@ -265,6 +264,7 @@ impl Sync {
             Ok(Message::Heartbeat(hb)) => {
                 self.heartbeats_seen = true;
                 self.interval = Duration::from_millis(u64::from(hb.interval_ms.max(1)));
+                src.set_warming(hb.warming);
                 match src.check_heartbeat(&hb) {
                     Ok(()) => self.heard(now, src, out),
                     Err(r) => {
@@ -301,6 +301,7 @@ mod tests {
             epoch,
             seq,
             interval_ms: 100,
+            warming: false,
             digest: digest(&members),
             members,
         }
@@ -315,6 +316,7 @@ mod tests {
             epoch,
             seq,
             interval_ms: 100,
+            warming: false,
             count: members.len() as u32,
             digest: digest(members),
         })

@@ -34,6 +34,7 @@ impl Member {
             name,
             metadata: convert::metadata(metadata)?,
             incarnation,
+            generation: 0,
         }))
     }
 

@@ -87,9 +87,11 @@
 //!
 //! NNG 1.11 with a few fixes of ours is built in (`vendor/nng-sys`, see its
 //! `PATCHES.md`); the crate's only unsafe NNG calls are in one private layer.
-//! One server per mesh for now (several servers and merging subscribers come later);
-//! no authentication yet. Names are unique in a mesh: two processes announcing the
-//! same name are seen as one member restarting back and forth.
+//! Several independent servers per mesh: members answer all of them and a
+//! subscriber merges their views ([`SubscriberBuilder::server`],
+//! `designs/SEVERAL-SERVERS.md`); the servers never talk to each other. No
+//! authentication yet. Names are unique in a mesh: two processes announcing the
+//! same name are seen as one member restarting (the later start wins a merge).
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -124,7 +126,7 @@ pub use server::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MEMBERS_PER_CONNECTION, RECENT_EVENTS,
 };
 pub use subscriber::{
-    fetch_snapshot, State, Subscriber, SubscriberBuilder, SubscriberStats, Update,
+    fetch_snapshot, State, SubscribedServer, Subscriber, SubscriberBuilder, SubscriberStats, Update,
 };
 
 /// Default time between a server's regular surveys (1 s). Every face (Rust, C,

@@ -12,7 +12,9 @@
 //! `A` = the live servers that are not warming.
 //! 1. `n` joins the view when it is not in it and `V(n)` is not empty.
 //! 2. `n` leaves only when `V(n)` is empty and `A` is not (fail static: with no live
-//!    server, or only warming ones, nothing is removed).
+//!    server, or only warming ones, nothing is removed). One refinement: a live
+//!    server's own `left` with reason `closed` or `timeout` counts even while that
+//!    server warms — it saw the member go; warming only guards against absences.
 //! 3. A `left` carries the reason of the per-server `left` that emptied `V(n)`;
 //!    none when a server went stale, resynced or finished warming.
 //! 4. The shown record is the greatest version `(incarnation, generation)` among
@@ -133,7 +135,12 @@ impl Merge {
                 self.events.push(Event::joined(b, Reason::None));
             }
             (Some(_), None) => {
-                if self.may_remove() {
+                // A per-server `left` with a reason (closed, timeout) is what that
+                // server saw happen, warming or not; only an absence (a snapshot
+                // without the name, a server gone stale) waits for a server that
+                // has surveyed everyone.
+                let seen_leaving = matches!(cause, Some(Reason::Closed | Reason::Timeout));
+                if self.may_remove() || (seen_leaving && self.live() > 0) {
                     let m = self.view.take(name).expect("shown");
                     let reason = match cause {
                         Some(r @ (Reason::Closed | Reason::Timeout)) => r,
@@ -181,7 +188,7 @@ impl Merge {
 }
 
 /// Server `i`'s side of a [`Merge`]: what a per-server sync driver
-/// ([`crate::sync::Sync`]) applies its publications and snapshots to.
+/// ([`crate::sync::Driver`]) applies its publications and snapshots to.
 pub struct Source<'a> {
     merge: &'a mut Merge,
     i: usize,
@@ -389,6 +396,31 @@ mod tests {
             vec![(EventKind::Joined, Reason::None, "c", 1)]
         );
         assert_eq!(g.view().peers(), vec!["a", "b", "c"]);
+        g.source(0).set_warming(false);
+        assert_eq!(
+            kinds(&g.take_events()),
+            vec![(EventKind::Left, Reason::None, "b", 1)]
+        );
+    }
+
+    #[test]
+    fn a_warming_server_still_reports_a_member_it_saw_leave() {
+        let mut g = Merge::new(1);
+        let mut s = g.source(0);
+        s.set_warming(true);
+        s.apply_snapshot(snap(10, 1, vec![m("a", 1), m("b", 1)]))
+            .unwrap();
+        s.set_state(State::Live);
+        g.take_events();
+        // Its connection closed: the server saw it go.
+        let l = vec![Event::left(m("a", 1), Reason::Closed)];
+        assert_eq!(
+            kinds(&delta(&mut g, 0, 2, l)),
+            vec![(EventKind::Left, Reason::Closed, "a", 1)]
+        );
+        // Absent from a resync of the still-warming server: kept.
+        g.source(0).apply_snapshot(snap(10, 3, vec![])).unwrap();
+        assert!(g.take_events().is_empty());
         g.source(0).set_warming(false);
         assert_eq!(
             kinds(&g.take_events()),

@@ -1,6 +1,6 @@
 //! One server's sync driver, the Clone pattern as a pure type: no sockets, no clock
 //! (the time is an argument). Inputs — the subscription connected, a publication, a
-//! snapshot reply (or its failure), time passing — go in with [`Sync::step`]; it
+//! snapshot reply (or its failure), time passing — go in with [`Driver::step`]; it
 //! applies them to that server's side of a [`Merge`](crate::merge::Merge) and returns the actions the
 //! caller carries out: request a snapshot, deliver a change, back off.
 //!
@@ -38,7 +38,7 @@ pub enum Input {
     Publication(Vec<u8>),
     /// A snapshot reply, or why there is none.
     Snapshot(Result<Snapshot, String>),
-    /// Time passed (see [`Sync::wake_at`]).
+    /// Time passed (see [`Driver::wake_at`]).
     Tick,
 }
 
@@ -62,7 +62,7 @@ pub enum Action {
 }
 
 /// One server's sync driver.
-pub struct Sync {
+pub struct Driver {
     /// A legacy publisher: no snapshots, no heartbeats; every message is the full set.
     legacy: bool,
     limits: Limits,
@@ -81,12 +81,12 @@ pub struct Sync {
     resyncs: u64,
 }
 
-impl Sync {
+impl Driver {
     /// A driver started at `now`. `legacy`: the server is a legacy publisher (no
     /// snapshot URL). `stale_after`: heartbeat intervals without a publication
     /// before the server is stale.
-    pub fn new(now: Instant, legacy: bool, limits: Limits, stale_after: u32) -> Sync {
-        Sync {
+    pub fn new(now: Instant, legacy: bool, limits: Limits, stale_after: u32) -> Driver {
+        Driver {
             legacy,
             limits,
             stale_after: stale_after.max(1),
@@ -325,7 +325,7 @@ mod tests {
     struct Rig {
         t0: Instant,
         merge: Merge,
-        sync: Sync,
+        sync: Driver,
     }
 
     impl Rig {
@@ -334,7 +334,7 @@ mod tests {
             Rig {
                 t0,
                 merge: Merge::new(1),
-                sync: Sync::new(t0, false, Limits::default(), 3),
+                sync: Driver::new(t0, false, Limits::default(), 3),
             }
         }
         fn at(&mut self, ms: u64, input: Input) -> Vec<Action> {
@@ -443,7 +443,7 @@ mod tests {
     fn legacy_lists_need_no_snapshot_and_never_go_stale() {
         let t0 = Instant::now();
         let mut merge = Merge::new(1);
-        let mut s = Sync::new(t0, true, Limits::default(), 3);
+        let mut s = Driver::new(t0, true, Limits::default(), 3);
         let acts = s.step(
             t0,
             Input::Publication(b"x|y".to_vec()),

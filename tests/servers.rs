@@ -106,3 +106,148 @@ fn a_member_vouched_for_by_one_server_leaves_once_when_that_server_dies() {
     assert_eq!(sub.state(), State::Live, "one server is still live");
     assert_eq!(sub.servers()[1].state, State::Live);
 }
+
+/// `watch --server P,S --server P,S --json`.
+fn watch_both(dirs: &[&Scratch]) -> Proc {
+    let specs: Vec<String> = dirs
+        .iter()
+        .map(|d| format!("{},{}", d.url("publish"), d.url("snapshot")))
+        .collect();
+    let mut args = vec!["watch", "--json"];
+    for s in &specs {
+        args.extend(["--server", s.as_str()]);
+    }
+    Proc::spawn(&args)
+}
+
+fn server_states(v: &serde_json::Value) -> Vec<String> {
+    v["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn no_events(lines: &[serde_json::Value]) -> bool {
+    lines
+        .iter()
+        .all(|v| v["events"].as_array().unwrap().is_empty())
+}
+
+/// Lines printed within `ms` (a negative check can only be a bounded listen).
+fn lines_within(w: &mut Proc, ms: u64) -> Vec<serde_json::Value> {
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    let mut out = Vec::new();
+    while let Ok(l) = w
+        .lines
+        .recv_timeout(end.saturating_duration_since(std::time::Instant::now()))
+    {
+        out.push(serde_json::from_str(&l).unwrap());
+    }
+    out
+}
+
+#[test]
+fn cli_two_servers_one_killed_then_a_member_killed_then_a_late_watcher() {
+    let (d1, d2) = (Scratch::new("cli-a"), Scratch::new("cli-b"));
+    let _s1 = serve(&d1, FAST);
+    let s2 = serve(&d2, FAST);
+    let _a = member(&[&d1, &d2], "a");
+    let b = member(&[&d1, &d2], "b");
+    let _c = member(&[&d1, &d2], "c");
+    let mut w = watch_both(&[&d1, &d2]);
+    let all = w.json_where("a, b, c at both servers", |v| {
+        peers(v) == ["a", "b", "c"] && v["live_servers"] == 2
+    });
+    assert_eq!(all["configured_servers"], 2);
+    let srv = &all["servers"][1];
+    assert_eq!(srv["publish"], d2.url("publish"));
+    assert_eq!(srv["snapshot"], d2.url("snapshot"));
+    hex_id(&srv["epoch"]);
+    assert!(srv["warming"].is_boolean() && srv["seq"].is_u64());
+
+    // kill -9 one server: it turns stale in the status, and nothing else moves.
+    s2.signal(libc::SIGKILL);
+    let v = w.json_where("server 2 stale", |v| server_states(v) == ["live", "stale"]);
+    assert_eq!(
+        (peers(&v), &v["state"]),
+        (vec!["a".into(), "b".into(), "c".into()], &"live".into())
+    );
+    assert_eq!(v["live_servers"], 1);
+    let seen: Vec<serde_json::Value> = w
+        .seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let since = seen.iter().position(|x| x["live_servers"] == 2).unwrap();
+    assert!(no_events(&seen[since + 1..]), "{seen:#?}");
+    let quiet = lines_within(&mut w, 5 * 200);
+    assert!(no_events(&quiet), "events after a server died: {quiet:#?}");
+
+    // kill -9 a member: exactly one `left`, reason closed.
+    b.signal(libc::SIGKILL);
+    let v = w.json_where("b leaving", |v| has_event(v, "left", "b", Some("closed")));
+    assert_eq!(v["events"].as_array().unwrap().len(), 1);
+    assert_eq!(peers(&v), ["a", "c"]);
+    let quiet = lines_within(&mut w, 5 * 200);
+    assert!(no_events(&quiet), "more events after b left: {quiet:#?}");
+
+    // A late watcher: its first line is the whole union, and nothing joins after it.
+    let mut late = watch_both(&[&d1, &d2]);
+    let first: serde_json::Value = serde_json::from_str(&late.next_line()).unwrap();
+    assert_eq!(first["snapshot"], true);
+    assert_eq!(peers(&first), ["a", "c"]);
+    let more = lines_within(&mut late, 5 * 200);
+    assert!(no_events(&more), "{more:#?}");
+
+    // members --json merges what answers and prints the same servers block.
+    let specs: Vec<String> = [&d1, &d2]
+        .iter()
+        .map(|d| format!("{},{}", d.url("publish"), d.url("snapshot")))
+        .collect();
+    let out = std::process::Command::new(bin())
+        .args([
+            "members",
+            "--json",
+            "--timeout",
+            "500",
+            "--server",
+            &specs[0],
+            "--server",
+            &specs[1],
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(peers(&v), ["a", "c"]);
+    assert_eq!(
+        (&v["live_servers"], &v["configured_servers"]),
+        (&1.into(), &2.into())
+    );
+    assert_eq!(server_states(&v), ["live", "stale"]);
+}
+
+#[test]
+fn cli_server_option_is_checked() {
+    for bad in [
+        vec!["watch", "--server", "ipc:///tmp/x"],
+        vec!["watch", "--server", "a,b", "--publish", "c"],
+        vec!["members", "--server", ",b"],
+    ] {
+        let out = std::process::Command::new(bin())
+            .args(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--server"),
+            "{bad:?}"
+        );
+    }
+}

@@ -725,7 +725,8 @@ impl Worker {
             let now = Instant::now();
             let update = {
                 let mut v = lock(&shared.view);
-                let before: Vec<State> = (0..self.syncs.len()).map(|i| v.merge.state(i)).collect();
+                let status = |v: &View, i| (v.merge.state(i), v.merge.warming(i));
+                let before: Vec<_> = (0..self.syncs.len()).map(|i| status(&v, i)).collect();
                 let mut acts = Vec::new();
                 match input {
                     None | Some(Input::Stop) => {}
@@ -752,7 +753,7 @@ impl Worker {
                 for i in 0..self.syncs.len() {
                     self.step(&mut v, now, i, SyncInput::Tick, &mut acts);
                 }
-                let moved = (0..self.syncs.len()).any(|i| v.merge.state(i) != before[i]);
+                let moved = (0..self.syncs.len()).any(|i| status(&v, i) != before[i]);
                 self.decide(&mut v, now, &acts, moved)
             };
             if let Some(u) = update {
@@ -809,7 +810,7 @@ impl Worker {
     /// once every server answered (or the first-view timeout passed with one
     /// live), then every change of the merged view or state (with one server,
     /// also every resync, as before several servers; with several, every change
-    /// of a server's state, so a degraded mesh is visible).
+    /// of a server's state or warming, so a degraded mesh is visible).
     fn decide(
         &mut self,
         v: &mut View,

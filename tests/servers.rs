@@ -251,3 +251,54 @@ fn cli_server_option_is_checked() {
         );
     }
 }
+
+#[test]
+fn cli_a_restarted_server_moves_nothing_and_with_both_dead_the_view_freezes() {
+    let (d1, d2) = (Scratch::new("re-a"), Scratch::new("re-b"));
+    let s1 = serve(&d1, FAST);
+    let s2 = serve(&d2, FAST);
+    let _a = member(&[&d1, &d2], "a");
+    let _b = member(&[&d1, &d2], "b");
+    let mut w = watch_both(&[&d1, &d2]);
+    w.json_where("a and b at both servers", |v| {
+        peers(v) == ["a", "b"] && v["live_servers"] == 2
+    });
+    let mark = w.seen.len();
+
+    // Server 2 killed and started again on the same URLs: a new epoch, warming,
+    // members coming back to it one by one. The merged view does not move.
+    s2.signal(libc::SIGKILL);
+    w.json_where("server 2 stale", |v| server_states(v) == ["live", "stale"]);
+    drop(s2);
+    let _s2 = serve(&d2, FAST);
+    w.json_where("server 2 live again, warming over, holding both", |v| {
+        let s = &v["servers"][1];
+        s["state"] == "live" && s["warming"] == false && v["live_servers"] == 2
+    });
+    let seen: Vec<serde_json::Value> = w.seen[mark..]
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        no_events(&seen),
+        "a server restart moved the view: {seen:#?}"
+    );
+    assert!(seen
+        .iter()
+        .all(|v| peers(v) == ["a", "b"] && v["state"] == "live"));
+
+    // Both servers die: stale, and the view freezes (nothing leaves).
+    let mark = w.seen.len();
+    s1.signal(libc::SIGKILL);
+    _s2.signal(libc::SIGKILL);
+    let v = w.json_where("stale", |v| v["state"] == "stale");
+    assert_eq!(peers(&v), ["a", "b"]);
+    assert_eq!(v["live_servers"], 0);
+    let more = lines_within(&mut w, 5 * 200);
+    let seen: Vec<serde_json::Value> = w.seen[mark..]
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .chain(more)
+        .collect();
+    assert!(no_events(&seen), "{seen:#?}");
+}

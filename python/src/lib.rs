@@ -39,6 +39,7 @@ fn _gopherdiscovery(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<server::Server>()?;
     m.add_class::<objects::ServerUrls>()?;
+    m.add_class::<objects::ServerStatus>()?;
     m.add_class::<objects::Member>()?;
     m.add_class::<objects::Event>()?;
     m.add_class::<feed::Update>()?;

@@ -731,6 +731,7 @@ impl Bench {
                 s.epoch,
                 s.seq,
                 s.interval_ms,
+                s.warming,
                 s.digest,
                 s.members.len(),
                 &s.members,

@@ -340,6 +340,21 @@ typedef struct gd_event {
 typedef void (*gd_event_cb)(void *user, const struct gd_event *event);
 
 /**
+ * One server a subscriber merges: its publish and snapshot URLs (both
+ * NUL-terminated, non-NULL). Read only during the call that takes the options.
+ */
+typedef struct gd_server_urls {
+  /**
+   * The server's publish URL.
+   */
+  const char *publish;
+  /**
+   * The server's snapshot URL.
+   */
+  const char *snapshot;
+} gd_server_urls;
+
+/**
  * Settings of `gd_subscriber_open` (and of a client that also watches). Fill it
  * with `gd_subscriber_options_init`, then change what you need. Strings are read
  * only during the call that takes the options.
@@ -388,6 +403,19 @@ typedef struct gd_subscriber_options {
    * Passed to `on_peers` and `on_event`; the library never reads it.
    */
   void *user;
+  /**
+   * Several servers to merge (docs/PROTOCOL.md, "Several servers"): `servers_count`
+   * (publish, snapshot) URL pairs, copied during the call; NULL with a count of
+   * 0 (the default): the one server of `publish` and `snapshot`. When set,
+   * `publish`, `snapshot` and `legacy` must be left unset. The view holds a
+   * member while some live server does; the state is stale only when no
+   * server is live. See `gd_subscriber_servers`.
+   */
+  const struct gd_server_urls *servers;
+  /**
+   * Number of pairs at `servers`.
+   */
+  size_t servers_count;
 } gd_subscriber_options;
 
 /**
@@ -744,6 +772,70 @@ typedef struct gd_server_statistics {
 } gd_server_statistics;
 
 /**
+ * One configured server as a subscriber sees it (in a `gd_server_list`).
+ */
+typedef struct gd_server_status {
+  /**
+   * Its publish URL.
+   */
+  const char *publish;
+  /**
+   * Its snapshot URL; NULL for a legacy publisher.
+   */
+  const char *snapshot;
+  /**
+   * Epoch of this server's replica (0 before its first snapshot).
+   */
+  uint64_t epoch;
+  /**
+   * Seq of this server's replica.
+   */
+  uint64_t seq;
+  /**
+   * A `gd_state` value: syncing (no snapshot yet), live, or stale.
+   */
+  int32_t state;
+  /**
+   * Non-zero while the server says it is warming (it may add members, not
+   * remove them).
+   */
+  int32_t warming;
+  /**
+   * Members in this server's replica.
+   */
+  size_t members;
+  /**
+   * Milliseconds since its last publication; -1 when none came yet.
+   */
+  int64_t last_publication_age_ms;
+  /**
+   * Snapshots fetched from it after the first.
+   */
+  uint64_t resyncs;
+} gd_server_status;
+
+/**
+ * A copy of every configured server's status, in configuration order, from
+ * `gd_subscriber_servers`. **Ownership:** the caller owns it (with every string
+ * in it) and frees it with `gd_server_list_free`, exactly once; it does not
+ * depend on the subscriber. Do not modify it.
+ */
+typedef struct gd_server_list {
+  /**
+   * `count` servers.
+   */
+  const struct gd_server_status *servers;
+  /**
+   * Number of servers (1 for a subscriber of one server).
+   */
+  size_t count;
+  /**
+   * Servers that are live now.
+   */
+  size_t live;
+} gd_server_list;
+
+/**
  * A copy of a peer list, from `gd_subscriber_peers`: `names` holds `count`
  * NUL-terminated names, sorted, followed by a NULL entry. **Ownership:** the
  * caller owns the list and frees it (with every string in it) with
@@ -1054,6 +1146,31 @@ gd_result gd_server_stats(const struct gd_server *server, struct gd_server_stati
  * last: 12 values in increasing order. A static array, never NULL, never freed.
  */
 const double *gd_histogram_bounds(void);
+
+/**
+ * Copies the per-server status of `sub` (a subscriber or a client's
+ * subscriber): URLs, position, state, warming, members, last publication age,
+ * resyncs. May be called from any thread, callbacks included.
+ *
+ * On success `*out` receives a new list owned by the caller, to be freed with
+ * `gd_server_list_free`; on failure `*out` is not written. Returns
+ * `GD_INVALID_OPTION` when `sub` or `out` is NULL.
+ *
+ * # Safety
+ * `sub` is NULL or a subscriber from `gd_subscriber_open` or
+ * `gd_client_subscriber` whose owner is not yet closed; `out` is NULL or
+ * writable.
+ */
+gd_result gd_subscriber_servers(const struct gd_subscriber *sub, struct gd_server_list **out);
+
+/**
+ * Frees a list from `gd_subscriber_servers`. NULL is accepted. Never call it
+ * twice on the same list.
+ *
+ * # Safety
+ * `list` is NULL or a list from `gd_subscriber_servers` not yet freed.
+ */
+void gd_server_list_free(struct gd_server_list *list);
 
 /**
  * Writes the default settings into `*options` (and sets its `struct_size`).

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::member::{random_u64, Limits, Member, Metadata};
+use crate::member::{new_incarnation, Limits, Member, Metadata};
 use crate::net;
 use crate::nng::{self as nng, lock, PipeEvent, Protocol, Socket};
 use crate::subscriber::{Subscriber, SubscriberBuilder};
@@ -216,7 +216,8 @@ impl Client {
         let member = Member {
             name: cfg.name,
             metadata: cfg.metadata,
-            incarnation: random_u64(),
+            incarnation: new_incarnation(),
+            generation: 0,
         };
         cfg.limits.check_member(&member)?;
         if cfg.reconnect_max.is_zero() {
@@ -290,15 +291,19 @@ impl Client {
     }
 
     /// Replaces the metadata. The server publishes `updated` at once: the client
-    /// re-announces itself on every connection.
+    /// re-announces itself on every connection. Each change adds 1 to the member's
+    /// generation (subscribers merging several servers show the greatest).
     pub fn set_metadata(&self, md: Metadata) -> Result<()> {
-        let mut member = self.member();
-        member.metadata = md;
-        self.shared.limits.check_member(&member)?;
         {
             let mut a = lock(&self.shared.answers);
-            a.1 = wire::encode_answer(&member);
-            a.0 = member;
+            if a.0.metadata != md {
+                let mut member = a.0.clone();
+                member.metadata = md;
+                member.generation = member.generation.wrapping_add(1);
+                self.shared.limits.check_member(&member)?;
+                a.1 = wire::encode_answer(&member);
+                a.0 = member;
+            }
         }
         let pipes: Vec<u32> = lock(&self.shared.pipes).keys().copied().collect();
         for p in pipes {

@@ -78,16 +78,20 @@
 //!   metadata; an optional legacy publish URL carries the `|`-joined full list.
 //!
 //! Pure parts have no sockets and are unit-tested alone: [`wire`] (the codec, see
-//! `docs/PROTOCOL.md`), [`member_table`] (the server's table) and [`replica`] (the
-//! subscriber's copy).
+//! `docs/PROTOCOL.md`), [`member_set`] (the member set with its digest, shared by
+//! the next three), [`member_table`] (the server's table), [`replica`] (the
+//! subscriber's copy of one server), [`merge`] (several servers' replicas merged
+//! into one view) and [`sync`] (one server's snapshot-and-deltas driver, clock-free).
 //!
 //! # Limitations
 //!
 //! NNG 1.11 with a few fixes of ours is built in (`vendor/nng-sys`, see its
 //! `PATCHES.md`); the crate's only unsafe NNG calls are in one private layer.
-//! One server per mesh for now (several servers and merging subscribers come later);
-//! no authentication yet. Names are unique in a mesh: two processes announcing the
-//! same name are seen as one member restarting back and forth.
+//! Several independent servers per mesh: members answer all of them and a
+//! subscriber merges their views ([`SubscriberBuilder::server`],
+//! docs/PROTOCOL.md, "Several servers"); the servers never talk to each other. No
+//! authentication yet. Names are unique in a mesh: two processes announcing the
+//! same name are seen as one member restarting (the later start wins a merge).
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -97,19 +101,23 @@ mod client;
 mod error;
 pub mod ffi;
 mod member;
+pub mod member_set;
 pub mod member_table;
+pub mod merge;
 mod net;
 #[doc(hidden)]
 pub mod nng;
 pub mod replica;
 mod server;
 mod subscriber;
+pub mod sync;
 pub mod wire;
 
 pub use client::{Client, ClientBuilder, ClientStats, SurveyUrlStats};
 pub use error::{Error, ErrorCode, Result};
 pub use member::{
-    digest, member_hash, random_u64, Event, EventKind, Limits, Member, Metadata, Reason,
+    digest, member_hash, new_incarnation, random_u64, Event, EventKind, Limits, Member, Metadata,
+    Reason,
 };
 pub use net::{raise_fd_limit, DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL, DEFAULT_SURVEY_URL};
 pub use nng::Error as NngError;
@@ -119,7 +127,7 @@ pub use server::{
     HISTOGRAM_BOUNDS_SECONDS, HISTOGRAM_BUCKETS, RECENT_EVENTS,
 };
 pub use subscriber::{
-    fetch_snapshot, State, Subscriber, SubscriberBuilder, SubscriberStats, Update,
+    fetch_snapshot, State, SubscribedServer, Subscriber, SubscriberBuilder, SubscriberStats, Update,
 };
 
 /// Default time between a server's regular surveys (1 s). Every face (Rust, C,

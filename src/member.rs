@@ -16,9 +16,12 @@ pub struct Member {
     pub name: String,
     /// Key/value metadata (may be empty).
     pub metadata: Metadata,
-    /// Random per client start, so a restarted client is told apart from the old one.
-    /// Legacy members (raw-string answers) have incarnation 0.
+    /// Per client start, so a restarted client is told apart from the old one, and
+    /// ordered: `(unix_ms_at_start << 16) | random16` ([`new_incarnation`]), so the
+    /// later start is the greater. Legacy members (raw-string answers) have 0.
     pub incarnation: u64,
+    /// +1 per metadata change of this incarnation (0 at the start).
+    pub generation: u32,
 }
 
 impl Member {
@@ -28,7 +31,14 @@ impl Member {
             name: name.into(),
             metadata: Metadata::new(),
             incarnation,
+            generation: 0,
         }
+    }
+
+    /// What orders two records of one name: `(incarnation, generation)`, compared
+    /// lexicographically (a later start wins; then a later metadata change).
+    pub fn version(&self) -> (u64, u32) {
+        (self.incarnation, self.generation)
     }
 }
 
@@ -261,7 +271,17 @@ pub fn digest<'a>(members: impl IntoIterator<Item = &'a Member>) -> u64 {
         .fold(0u64, |d, m| d.wrapping_add(member_hash(m)))
 }
 
-/// A random, non-zero 64-bit value for epochs and incarnations. Not for secrets:
+/// A new incarnation: `(unix_ms_now << 16) | random16`, so a later start compares
+/// greater (a restart within the same millisecond is told apart by the random
+/// bits, unordered). Never 0 (that marks a legacy member).
+pub fn new_incarnation() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    ((ms << 16) | (random_u64() & 0xFFFF)).max(1)
+}
+
+/// A random, non-zero 64-bit value for epochs. Not for secrets:
 /// it only has to differ between starts.
 pub fn random_u64() -> u64 {
     use std::collections::hash_map::RandomState;
@@ -302,6 +322,20 @@ mod tests {
         b.metadata.insert("zone".into(), "x".into());
         assert_ne!(d1, digest([&a, &b]));
         assert_eq!(digest([]), 0);
+    }
+
+    #[test]
+    fn incarnations_carry_the_start_time_in_their_high_bits() {
+        let ms = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+        };
+        let before = ms();
+        let inc = new_incarnation();
+        let after = ms();
+        assert!((before..=after).contains(&(inc >> 16)), "{inc:x}");
     }
 
     #[test]

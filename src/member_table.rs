@@ -8,14 +8,14 @@
 //! connection, and the encoded size of all members (the snapshot's size, so the
 //! table never outgrows what subscribers accept).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
-use crate::member::{member_hash, Event, EventKind, Member, Reason};
+use crate::member::{Event, Member, Reason};
+use crate::member_set::MemberSet;
 use crate::wire::member_len;
 
-struct Entry {
-    member: Member,
-    hash: u64,
+/// What the table keeps beside each member.
+struct Liveness {
     /// The connection its latest answer came through.
     pipe: u32,
     /// Answered since the last round ended.
@@ -37,9 +37,8 @@ pub enum Refused {
 
 /// The live member set of one server.
 pub struct MemberTable {
-    members: BTreeMap<String, Entry>,
+    members: MemberSet<Liveness>,
     by_pipe: HashMap<u32, HashSet<String>>,
-    digest: u64,
     /// Encoded size of all members (as in a snapshot).
     bytes: usize,
     evict_after: u32,
@@ -53,9 +52,8 @@ impl MemberTable {
     /// holds at most `max_members`. No other cap until set below.
     pub fn new(evict_after: u32, max_members: usize) -> MemberTable {
         MemberTable {
-            members: BTreeMap::new(),
+            members: MemberSet::new(),
             by_pipe: HashMap::new(),
-            digest: 0,
             bytes: 0,
             evict_after: evict_after.max(1),
             max_members,
@@ -99,7 +97,7 @@ impl MemberTable {
 
     /// Digest of the member set (kept up to date in O(1) per change).
     pub fn digest(&self) -> u64 {
-        self.digest
+        self.members.digest()
     }
 
     /// True when some member's latest answer came through connection `pipe`.
@@ -109,17 +107,17 @@ impl MemberTable {
 
     /// Members sorted by name.
     pub fn members(&self) -> impl Iterator<Item = &Member> + '_ {
-        self.members.values().map(|e| &e.member)
+        self.members.members()
     }
 
     /// Member names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
-        self.members.keys().map(String::as_str)
+        self.members.names()
     }
 
     /// Consecutive rounds `name` has missed so far (None: not a member).
     pub fn missed(&self, name: &str) -> Option<u32> {
-        self.members.get(name).map(|e| e.missed)
+        self.members.extra(name).map(|e| e.missed)
     }
 
     fn unlink_pipe(&mut self, pipe: u32, name: &str) {
@@ -144,50 +142,29 @@ impl MemberTable {
         member: Member,
         out: &mut Vec<Event>,
     ) -> Result<(), Refused> {
-        let hash = member_hash(&member);
         let size = member_len(&member);
-        let moves = self.members.get(&member.name).map(|e| e.pipe != pipe);
-        if moves == Some(true) && !self.pipe_has_room(pipe) {
-            return Err(Refused::PerConnection);
-        }
-        if let Some(e) = self.members.get_mut(&member.name) {
-            let old_size = member_len(&e.member);
+        if let Some(old) = self.members.get(&member.name) {
+            let old_size = member_len(old);
+            let old_pipe = self.members.extra(&member.name).map_or(pipe, |l| l.pipe);
+            if old_pipe != pipe && !self.pipe_has_room(pipe) {
+                return Err(Refused::PerConnection);
+            }
+            let live = self.members.extra_mut(&member.name).expect("present");
+            // Alive, whatever happens to the change.
+            live.seen = true;
+            live.missed = 0;
             if self.bytes - old_size + size > self.max_bytes {
-                // Alive, but the change does not fit: keep the old form.
-                e.seen = true;
-                e.missed = 0;
+                // The change does not fit: keep the old form.
                 return Err(Refused::Budget);
             }
             self.bytes = self.bytes - old_size + size;
-            e.seen = true;
-            e.missed = 0;
-            let old_pipe = e.pipe;
-            e.pipe = pipe;
-            if e.hash != hash || e.member != member {
-                let old = std::mem::replace(&mut e.member, member);
-                self.digest = self.digest.wrapping_sub(e.hash).wrapping_add(hash);
-                e.hash = hash;
-                if old.incarnation != e.member.incarnation {
-                    out.push(Event {
-                        kind: EventKind::Left,
-                        reason: Reason::Restarted,
-                        member: old,
-                    });
-                    out.push(Event {
-                        kind: EventKind::Joined,
-                        reason: Reason::Restarted,
-                        member: e.member.clone(),
-                    });
-                } else {
-                    out.push(Event {
-                        kind: EventKind::Updated,
-                        reason: Reason::None,
-                        member: e.member.clone(),
-                    });
-                }
+            live.pipe = pipe;
+            let name = member.name.clone();
+            if self.members.get(&name) != Some(&member) {
+                let old = self.members.replace(member.clone());
+                Event::change(old, member, out);
             }
             if old_pipe != pipe {
-                let name = e.member.name.clone();
                 self.unlink_pipe(old_pipe, &name);
                 self.by_pipe.entry(pipe).or_default().insert(name);
             }
@@ -202,22 +179,15 @@ impl MemberTable {
         if self.bytes + size > self.max_bytes {
             return Err(Refused::Budget);
         }
-        self.digest = self.digest.wrapping_add(hash);
         self.bytes += size;
         self.by_pipe
             .entry(pipe)
             .or_default()
             .insert(member.name.clone());
-        out.push(Event {
-            kind: EventKind::Joined,
-            reason: Reason::None,
-            member: member.clone(),
-        });
-        self.members.insert(
-            member.name.clone(),
-            Entry {
-                member,
-                hash,
+        out.push(Event::joined(member.clone(), Reason::None));
+        self.members.put_with(
+            member,
+            Liveness {
                 pipe,
                 seen: true,
                 missed: 0,
@@ -227,15 +197,10 @@ impl MemberTable {
     }
 
     fn remove(&mut self, name: &str, reason: Reason, out: &mut Vec<Event>) {
-        if let Some(e) = self.members.remove(name) {
-            self.digest = self.digest.wrapping_sub(e.hash);
-            self.bytes -= member_len(&e.member);
-            self.unlink_pipe(e.pipe, name);
-            out.push(Event {
-                kind: EventKind::Left,
-                reason,
-                member: e.member,
-            });
+        if let Some((m, live)) = self.members.take_with(name) {
+            self.bytes -= member_len(&m);
+            self.unlink_pipe(live.pipe, name);
+            out.push(Event::left(m, reason));
         }
     }
 
@@ -244,14 +209,9 @@ impl MemberTable {
     pub fn pipe_closed(&mut self, pipe: u32, out: &mut Vec<Event>) {
         if let Some(names) = self.by_pipe.remove(&pipe) {
             for name in names {
-                if let Some(e) = self.members.remove(&name) {
-                    self.digest = self.digest.wrapping_sub(e.hash);
-                    self.bytes -= member_len(&e.member);
-                    out.push(Event {
-                        kind: EventKind::Left,
-                        reason: Reason::Closed,
-                        member: e.member,
-                    });
+                if let Some(m) = self.members.take(&name) {
+                    self.bytes -= member_len(&m);
+                    out.push(Event::left(m, Reason::Closed));
                 }
             }
         }
@@ -261,14 +221,14 @@ impl MemberTable {
     /// round end miss one more; at `evict_after` misses they leave with reason `timeout`.
     pub fn end_round(&mut self, out: &mut Vec<Event>) {
         let mut evict = Vec::new();
-        for (name, e) in self.members.iter_mut() {
+        for (name, e) in self.members.extras_mut() {
             if e.seen {
                 e.seen = false;
                 e.missed = 0;
             } else {
                 e.missed += 1;
                 if e.missed >= self.evict_after {
-                    evict.push(name.clone());
+                    evict.push(name.to_owned());
                 }
             }
         }
@@ -281,7 +241,7 @@ impl MemberTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::member::digest;
+    use crate::member::{digest, EventKind};
 
     fn m(name: &str, inc: u64) -> Member {
         Member::new(name, inc)

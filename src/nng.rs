@@ -813,6 +813,11 @@ mod tests {
             .map_err(|e| e.1)
             .unwrap();
         assert_eq!(req.recv().unwrap().body(), b"pong");
+        // NNG runs the pipe callback on its own thread: it may trail the reply.
+        let end = std::time::Instant::now() + Duration::from_secs(60);
+        while lock(&seen).is_empty() && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert_eq!(lock(&seen).first(), Some(&PipeEvent::Added));
         req.close();
         req.close(); // once only

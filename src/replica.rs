@@ -2,9 +2,8 @@
 //! snapshots, numbered deltas, heartbeats and legacy full lists, and says when the
 //! copy can no longer be trusted (a gap, a new epoch, a digest mismatch).
 
-use std::collections::BTreeMap;
-
-use crate::member::{member_hash, Event, EventKind, Member, Reason};
+use crate::member::{Event, Member};
+use crate::member_set::MemberSet;
 use crate::wire::{Heartbeat, Snapshot};
 
 /// What applying a publication did.
@@ -36,8 +35,7 @@ pub enum Resync {
 pub struct Replica {
     epoch: Option<u64>,
     seq: u64,
-    members: BTreeMap<String, (Member, u64)>,
-    digest: u64,
+    members: MemberSet,
 }
 
 impl Replica {
@@ -61,14 +59,24 @@ impl Replica {
         self.epoch = None;
     }
 
+    /// The member set.
+    pub fn set(&self) -> &MemberSet {
+        &self.members
+    }
+
     /// Members sorted by name.
     pub fn members(&self) -> impl Iterator<Item = &Member> + '_ {
-        self.members.values().map(|(m, _)| m)
+        self.members.members()
+    }
+
+    /// The member called `name`.
+    pub fn get(&self, name: &str) -> Option<&Member> {
+        self.members.get(name)
     }
 
     /// Names, sorted.
     pub fn peers(&self) -> Vec<String> {
-        self.members.keys().cloned().collect()
+        self.members.peers()
     }
 
     /// Number of members.
@@ -83,91 +91,16 @@ impl Replica {
 
     /// Digest of the copy.
     pub fn digest(&self) -> u64 {
-        self.digest
-    }
-
-    fn put(&mut self, m: Member) -> Option<Member> {
-        let h = member_hash(&m);
-        self.digest = self.digest.wrapping_add(h);
-        let old = self.members.insert(m.name.clone(), (m, h));
-        old.map(|(o, oh)| {
-            self.digest = self.digest.wrapping_sub(oh);
-            o
-        })
-    }
-
-    fn take(&mut self, name: &str) -> Option<Member> {
-        self.members.remove(name).map(|(m, h)| {
-            self.digest = self.digest.wrapping_sub(h);
-            m
-        })
-    }
-
-    /// Replaces the copy by `members` and returns the difference as events.
-    fn replace_all(&mut self, members: Vec<Member>) -> Vec<Event> {
-        let mut events = Vec::new();
-        let mut incoming: BTreeMap<String, Member> =
-            members.into_iter().map(|m| (m.name.clone(), m)).collect();
-        let gone: Vec<String> = self
-            .members
-            .keys()
-            .filter(|n| !incoming.contains_key(*n))
-            .cloned()
-            .collect();
-        for name in gone {
-            if let Some(m) = self.take(&name) {
-                events.push(Event {
-                    kind: EventKind::Left,
-                    reason: Reason::None,
-                    member: m,
-                });
-            }
-        }
-        for (_, m) in std::mem::take(&mut incoming) {
-            match self.members.get(&m.name) {
-                Some((old, _)) if *old == m => {}
-                Some((old, _)) if old.incarnation != m.incarnation => {
-                    let old = self.put(m.clone()).expect("present");
-                    events.push(Event {
-                        kind: EventKind::Left,
-                        reason: Reason::Restarted,
-                        member: old,
-                    });
-                    events.push(Event {
-                        kind: EventKind::Joined,
-                        reason: Reason::Restarted,
-                        member: m,
-                    });
-                }
-                Some(_) => {
-                    self.put(m.clone());
-                    events.push(Event {
-                        kind: EventKind::Updated,
-                        reason: Reason::None,
-                        member: m,
-                    });
-                }
-                None => {
-                    self.put(m.clone());
-                    events.push(Event {
-                        kind: EventKind::Joined,
-                        reason: Reason::None,
-                        member: m,
-                    });
-                }
-            }
-        }
-        // Left first, then joins/updates, each group sorted by name.
-        events
+        self.members.digest()
     }
 
     /// Applies a snapshot: the copy becomes exactly the snapshot. Returns the
     /// difference, or `Err(DigestMismatch)` when the snapshot contradicts its own digest.
     pub fn apply_snapshot(&mut self, s: Snapshot) -> Result<Vec<Event>, Resync> {
-        let events = self.replace_all(s.members);
+        let events = self.members.replace_all(s.members);
         self.epoch = Some(s.epoch);
         self.seq = s.seq;
-        if self.digest != s.digest {
+        if self.members.digest() != s.digest {
             self.epoch = None;
             return Err(Resync::DigestMismatch);
         }
@@ -177,7 +110,7 @@ impl Replica {
     /// Applies a legacy full list (no epoch, no seq: every message is the whole set).
     pub fn apply_legacy(&mut self, names: Vec<String>) -> Vec<Event> {
         let members = names.into_iter().map(|n| Member::new(n, 0)).collect();
-        let events = self.replace_all(members);
+        let events = self.members.replace_all(members);
         self.epoch = Some(0);
         self.seq += 1;
         events
@@ -197,20 +130,7 @@ impl Replica {
             return Step::Resync(Resync::Gap);
         }
         for e in &events {
-            match e.kind {
-                EventKind::Joined | EventKind::Updated => {
-                    self.put(e.member.clone());
-                }
-                EventKind::Left => {
-                    // A restart's left carries the old incarnation; the joined that
-                    // follows carries the new one. Remove only what the event names.
-                    if self.members.get(&e.member.name).map(|(m, _)| m.incarnation)
-                        == Some(e.member.incarnation)
-                    {
-                        self.take(&e.member.name);
-                    }
-                }
-            }
+            self.members.apply(e);
         }
         self.seq = seq;
         Step::Applied(events)
@@ -225,7 +145,8 @@ impl Replica {
             // larger seq than ours means we lost one.
             _ if h.seq > self.seq => Err(Resync::Gap),
             _ if h.seq == self.seq
-                && (h.digest != self.digest || h.count as usize != self.members.len()) =>
+                && (h.digest != self.members.digest()
+                    || h.count as usize != self.members.len()) =>
             {
                 Err(Resync::DigestMismatch)
             }
@@ -237,7 +158,7 @@ impl Replica {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::member::digest;
+    use crate::member::{digest, EventKind, Reason};
 
     fn joined(name: &str, inc: u64) -> Event {
         Event {
@@ -252,6 +173,7 @@ mod tests {
             epoch,
             seq,
             interval_ms: 1000,
+            warming: false,
             digest: digest(&members),
             members,
         }
@@ -278,6 +200,7 @@ mod tests {
             epoch: 7,
             seq: 3,
             interval_ms: 1000,
+            warming: false,
             count: 3,
             digest: r.digest(),
         };
@@ -298,6 +221,7 @@ mod tests {
             epoch: 7,
             seq: 3,
             interval_ms: 1000,
+            warming: false,
             count: 1,
             digest: r.digest(),
         };
@@ -306,6 +230,7 @@ mod tests {
             epoch: 7,
             seq: 2,
             interval_ms: 1000,
+            warming: false,
             count: 1,
             digest: 1,
         };

@@ -591,6 +591,11 @@ struct Ops {
 struct Shared {
     epoch: u64,
     interval_ms: u32,
+    /// Until then the server is warming: it may not have surveyed every connected
+    /// member through one eviction cycle (`evict_after` × interval + deadline), so
+    /// its HEARTBEAT and SNAPSHOT say so and merging subscribers let it add
+    /// members, never remove them.
+    warm_until: Instant,
     limits: Limits,
     core: Mutex<Core>,
     counters: Counters,
@@ -608,6 +613,12 @@ struct Shared {
     warn_full: Every,
     warn_fds: Every,
     ops: Mutex<Ops>,
+}
+
+impl Shared {
+    fn warming(&self) -> bool {
+        Instant::now() < self.warm_until
+    }
 }
 
 enum Input {
@@ -719,6 +730,7 @@ impl Shared {
         Shared {
             epoch: random_u64(),
             interval_ms: cfg.interval.as_millis() as u32,
+            warm_until: Instant::now() + cfg.interval * cfg.evict_after + cfg.effective_deadline(),
             limits: cfg.limits,
             core: Mutex::new(Core {
                 table: MemberTable::new(cfg.evict_after, cfg.limits.max_members)
@@ -820,6 +832,12 @@ impl Server {
     /// This run's epoch (random per start).
     pub fn epoch(&self) -> u64 {
         self.shared.epoch
+    }
+
+    /// True while the server is warming: for `evict_after` × interval + deadline
+    /// after its start (its HEARTBEAT and SNAPSHOT say so).
+    pub fn warming(&self) -> bool {
+        self.shared.warming()
     }
 
     /// `(seq, member count, digest)` now.
@@ -1032,7 +1050,7 @@ fn answers_thread(inbox: &mut nng::Inbox, tx: SyncSender<Input>, shared: Arc<Sha
 
 fn snapshot_thread(rep: &Socket, inbox: &mut nng::Inbox, shared: Arc<Shared>) {
     // The encoding of the latest seq: a request costs a copy, not an encoding.
-    let mut cached: Option<(u64, Vec<u8>)> = None;
+    let mut cached: Option<((u64, bool), Vec<u8>)> = None;
     // Per connection: the seq last sent and when. The same connection asking again
     // within an interval, with nothing changed, is not answered (req0 resends).
     let mut served: HashMap<u32, (u64, Instant)> = HashMap::new();
@@ -1064,16 +1082,18 @@ fn snapshot_thread(rep: &Socket, inbox: &mut nng::Inbox, shared: Arc<Shared>) {
         let now = Instant::now();
         let seq = {
             let c = shared.core.lock().unwrap_or_else(|p| p.into_inner());
-            if cached.as_ref().map(|(s, _)| *s) != Some(c.seq) {
+            let warming = shared.warming();
+            if cached.as_ref().map(|(k, _)| *k) != Some((c.seq, warming)) {
                 let bytes = wire::encode_snapshot(
                     shared.epoch,
                     c.seq,
                     shared.interval_ms,
+                    warming,
                     c.table.digest(),
                     c.table.len(),
                     c.table.members(),
                 );
-                cached = Some((c.seq, bytes));
+                cached = Some(((c.seq, warming), bytes));
             }
             c.seq
         };
@@ -1384,6 +1404,7 @@ impl Loop {
                 epoch: self.shared.epoch,
                 seq: core.seq,
                 interval_ms: self.shared.interval_ms,
+                warming: self.shared.warming(),
                 count: core.table.len() as u32,
                 digest: core.table.digest(),
             }

@@ -1,23 +1,26 @@
-//! The watching side: sub0 to the publish URL plus req0 to the snapshot URL — the
-//! Clone pattern. Subscribe first, fetch the snapshot, skip the buffered deltas it
-//! already includes, then apply deltas as they come; resync on a seq gap, a new
-//! epoch or a digest mismatch; `stale` when heartbeats stop.
+//! The watching side: for each configured server, sub0 to its publish URL plus req0
+//! to its snapshot URL — the Clone pattern. Subscribe first, fetch the snapshot,
+//! skip the buffered deltas it already includes, then apply deltas as they come;
+//! resync on a seq gap, a new epoch or a digest mismatch; `stale` when heartbeats
+//! stop. Each server has its own replica and [`Driver`]; the application sees
+//! their [`Merge`] (docs/PROTOCOL.md, "Several servers"): one event per real change, the
+//! view frozen only when no server is live.
 //!
-//! Threads, three per subscriber:
-//! - `gd-sub-recv`: blocking receive on sub0; forwards each publication to the worker.
-//! - `gd-sub-snapshot`: on the worker's request, sends a snapshot request on req0 and
-//!   waits for the reply (req0 re-sends it every `snapshot_timeout` until a server
-//!   answers); forwards the snapshot to the worker.
-//! - `gd-subscriber`, the worker: applies publications and snapshots to the
-//!   [`Replica`] under a lock (so getters are consistent), releases the lock, then
-//!   calls the handler. Publications that arrive while a snapshot is awaited are kept
-//!   and applied after it. The handler runs only on this thread and may call any
-//!   method of the subscriber; a panic in it is caught and logged, and delivery goes on.
+//! Threads: two per server and one worker:
+//! - `gd-subscriber-recv`: blocking receive on a server's sub0; forwards each
+//!   publication to the worker.
+//! - `gd-subscriber-snapshot`: on the worker's request, sends a snapshot request on
+//!   a server's req0 and waits for the reply (req0 re-sends it every
+//!   `snapshot_timeout` until the server answers); forwards it to the worker.
+//! - `gd-subscriber`, the worker: steps the server's driver, which applies
+//!   publications and snapshots to the merge under a lock (so getters are
+//!   consistent), releases the lock, then calls the handler. The handler runs only
+//!   on this thread and may call any method of the subscriber; a panic in it is
+//!   caught and logged, and delivery goes on.
 //!
 //! The blocking receives have no timeout: they are stopped at close (an aio stopped
 //! before its socket closes, see [`crate::nng::Inbox`]).
 
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -26,10 +29,11 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::member::{Event, Limits, Member};
+use crate::member::{Event, Limits, Member, Reason};
+use crate::merge::Merge;
 use crate::net;
 use crate::nng::{self as nng, lock, PipeEvent, Protocol, Socket};
-use crate::replica::{Replica, Resync, Step};
+use crate::sync::{Action, Driver, Input as SyncInput};
 use crate::wire::{self, Message, Snapshot};
 
 /// Whether the subscriber's view can be trusted.
@@ -58,7 +62,8 @@ impl State {
 /// One change as delivered to the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {
-    /// Server epoch (0 for a legacy publisher).
+    /// Server epoch (0 for a legacy publisher); with several servers, the first
+    /// live server's.
     pub epoch: u64,
     /// Seq of the last applied publication.
     pub seq: u64,
@@ -71,6 +76,11 @@ pub struct Update {
     pub peers: Vec<String>,
     /// What changed (empty for a pure state change).
     pub events: Vec<Event>,
+    /// Configured servers that are live now.
+    pub live_servers: usize,
+    /// Every configured server, in configuration order (its length is the number
+    /// of configured servers).
+    pub servers: Vec<SubscribedServer>,
 }
 
 type Handler = Box<dyn FnMut(&Update) + Send>;
@@ -79,8 +89,10 @@ type Handler = Box<dyn FnMut(&Update) + Send>;
 pub struct SubscriberBuilder {
     publish: String,
     snapshot: Option<String>,
+    servers: Vec<(String, Option<String>)>,
     limits: Limits,
     snapshot_timeout: Duration,
+    first_view_timeout: Duration,
     stale_after: u32,
     recv_buffer: i32,
     handler: Option<Handler>,
@@ -96,6 +108,21 @@ impl SubscriberBuilder {
     /// whose every message is the full list.
     pub fn snapshot(mut self, url: Option<String>) -> Self {
         self.snapshot = url;
+        self
+    }
+    /// Adds a server to merge: its publish and snapshot URLs. Repeat it for each
+    /// server (docs/PROTOCOL.md, "Several servers"); once used, `publish` and `snapshot`
+    /// are ignored. The view is the merge of every server's: a member is in it
+    /// while some live server holds it, and the state is `stale` only when no
+    /// server is live.
+    pub fn server(mut self, publish: impl Into<String>, snapshot: impl Into<String>) -> Self {
+        self.servers.push((publish.into(), Some(snapshot.into())));
+        self
+    }
+    /// With several servers, how long the first view waits for every server's
+    /// snapshot before it is delivered with those that answered (default 2 s).
+    pub fn first_view_timeout(mut self, d: Duration) -> Self {
+        self.first_view_timeout = d;
         self
     }
     /// Size limits.
@@ -132,20 +159,27 @@ impl SubscriberBuilder {
     }
 }
 
-struct Shared {
-    view: Mutex<View>,
+/// One configured server: its URLs and what its sockets saw.
+struct Link {
+    publish: String,
+    snapshot: Option<String>,
+    /// The subscription has a connection.
     connected: AtomicBool,
     /// The snapshot socket has a connection (or there is none to have).
     req_connected: AtomicBool,
-    stop: AtomicBool,
-    resyncs: AtomicU64,
-    dropped: AtomicU64,
     /// Live connections of the publish and snapshot sockets.
     publish_pipes: AtomicU64,
     snapshot_pipes: AtomicU64,
     /// Publications received, and when the last one came.
     publications: AtomicU64,
     last_publication: Mutex<Option<Instant>>,
+}
+
+struct Shared {
+    view: Mutex<View>,
+    links: Vec<Link>,
+    stop: AtomicBool,
+    dropped: AtomicU64,
 }
 
 /// What a subscriber sees now ([`Subscriber::stats`]).
@@ -155,40 +189,108 @@ pub struct SubscriberStats {
     pub state: State,
     /// Members in the view.
     pub members: usize,
-    /// `(epoch, seq)` of the view.
+    /// Epoch of the view (see [`Subscriber::position`]).
     pub epoch: u64,
     /// Seq of the view.
     pub seq: u64,
-    /// Live connections to the publish URL.
+    /// Live connections to the publish URLs.
     pub publish_connections: u64,
-    /// Live connections to the snapshot URL (0 for a legacy publisher).
+    /// Live connections to the snapshot URLs (0 for a legacy publisher).
     pub snapshot_connections: u64,
     /// Publications received (deltas, heartbeats, legacy lists).
     pub publications: u64,
-    /// Time since the last publication (None: none yet).
+    /// Time since the last publication from any server (None: none yet).
     pub last_publication_age: Option<Duration>,
-    /// Snapshots fetched after the first.
+    /// Snapshots fetched after the first, all servers together.
     pub resyncs: u64,
     /// Publications dropped as malformed.
     pub dropped: u64,
 }
 
+/// One configured server as a subscriber sees it ([`Subscriber::servers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribedServer {
+    /// Its publish URL.
+    pub publish: String,
+    /// Its snapshot URL (None: a legacy publisher).
+    pub snapshot: Option<String>,
+    /// Epoch of this server's replica (0 before its first snapshot).
+    pub epoch: u64,
+    /// Seq of this server's replica.
+    pub seq: u64,
+    /// Syncing (no snapshot yet), live, or stale (no publication for
+    /// `stale_after` of its intervals).
+    pub state: State,
+    /// The server says it is warming: it may add members, not remove them.
+    pub warming: bool,
+    /// Members in this server's replica.
+    pub members: usize,
+    /// Live connections to its publish URL.
+    pub publish_connections: u64,
+    /// Live connections to its snapshot URL (0 for a legacy publisher).
+    pub snapshot_connections: u64,
+    /// Time since this server's last publication (None: none yet).
+    pub last_publication_age: Option<Duration>,
+    /// Publications received from it.
+    pub publications: u64,
+    /// Snapshots fetched from it after the first.
+    pub resyncs: u64,
+}
+
 struct View {
-    replica: Replica,
+    merge: Merge,
+    /// The merged state.
     state: State,
+    /// Per server: snapshots after the first.
+    resyncs: Vec<u64>,
 }
 
 impl View {
+    /// `(epoch, seq)` shown: the first live server's (the first server's when none is).
+    fn position(&self) -> (u64, u64) {
+        let i = (0..self.merge.servers())
+            .find(|&i| self.merge.state(i) == State::Live)
+            .unwrap_or(0);
+        self.merge.replica(i).position()
+    }
+
+    fn servers(&self, links: &[Link]) -> Vec<SubscribedServer> {
+        links
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let r = self.merge.replica(i);
+                let (epoch, seq) = r.position();
+                SubscribedServer {
+                    publish: l.publish.clone(),
+                    snapshot: l.snapshot.clone(),
+                    epoch,
+                    seq,
+                    state: self.merge.state(i),
+                    warming: self.merge.warming(i),
+                    members: r.len(),
+                    publish_connections: l.publish_pipes.load(Relaxed),
+                    snapshot_connections: l.snapshot_pipes.load(Relaxed),
+                    last_publication_age: lock(&l.last_publication).map(|t| t.elapsed()),
+                    publications: l.publications.load(Relaxed),
+                    resyncs: self.resyncs[i],
+                }
+            })
+            .collect()
+    }
+
     /// What the application is told: this view now, with `events`.
-    fn update(&self, snapshot: bool, events: Vec<Event>) -> Update {
-        let (epoch, seq) = self.replica.position();
+    fn update(&self, links: &[Link], snapshot: bool, events: Vec<Event>) -> Update {
+        let (epoch, seq) = self.position();
         Update {
             epoch,
             seq,
             state: self.state,
             snapshot,
-            peers: self.replica.peers(),
+            peers: self.merge.view().peers(),
             events,
+            live_servers: self.merge.live(),
+            servers: self.servers(links),
         }
     }
 }
@@ -209,30 +311,41 @@ impl Subscriber {
         SubscriberBuilder {
             publish: net::DEFAULT_PUBLISH_URL.into(),
             snapshot: Some(net::DEFAULT_SNAPSHOT_URL.into()),
+            servers: Vec::new(),
             limits: Limits::default(),
             snapshot_timeout: crate::DEFAULT_SNAPSHOT_TIMEOUT,
+            first_view_timeout: crate::DEFAULT_SNAPSHOT_TIMEOUT,
             stale_after: crate::DEFAULT_STALE_AFTER,
             recv_buffer: 8192,
             handler: None,
         }
     }
 
-    fn start(cfg: SubscriberBuilder) -> Result<Subscriber> {
+    fn start(mut cfg: SubscriberBuilder) -> Result<Subscriber> {
         cfg.validate()?;
+        let urls = cfg.urls();
+        let n = urls.len();
         let shared = Arc::new(Shared {
             view: Mutex::new(View {
-                replica: Replica::new(),
+                merge: Merge::new(n),
                 state: State::Syncing,
+                resyncs: vec![0; n],
             }),
-            connected: AtomicBool::new(false),
-            req_connected: AtomicBool::new(cfg.snapshot.is_none()),
+            links: urls
+                .iter()
+                .map(|(p, s)| Link {
+                    publish: p.clone(),
+                    snapshot: s.clone(),
+                    connected: AtomicBool::new(false),
+                    req_connected: AtomicBool::new(s.is_none()),
+                    publish_pipes: AtomicU64::new(0),
+                    snapshot_pipes: AtomicU64::new(0),
+                    publications: AtomicU64::new(0),
+                    last_publication: Mutex::new(None),
+                })
+                .collect(),
             stop: AtomicBool::new(false),
-            resyncs: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
-            publish_pipes: AtomicU64::new(0),
-            snapshot_pipes: AtomicU64::new(0),
-            publications: AtomicU64::new(0),
-            last_publication: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel::<Input>();
         // Everything made from here on is torn down by `workers` on any early return.
@@ -242,51 +355,56 @@ impl Subscriber {
             s.stop.store(true, Relaxed);
             let _ = stop_tx.send(Input::Stop);
         });
-        let sub = net::open(Protocol::Sub0, false)?;
-        workers.socket(&sub);
-        net::set_buffers(&sub, Some(cfg.recv_buffer), None)?;
-        net::set_recv_max(&sub, cfg.limits.max_message)?;
-        net::set_reconnect(&sub, Duration::from_secs(1))?;
-        sub.subscribe_all()
-            .map_err(|e| Error::nng("subscribing", e))?;
-        on_connect(
-            &sub,
-            &shared,
-            &tx,
-            |s| &s.publish_pipes,
-            |s| !s.connected.swap(true, Relaxed),
-        )?;
-        net::dial(&sub, &cfg.publish)?;
-        let req = match &cfg.snapshot {
-            Some(url) => Some(snapshot_socket(url, &cfg, &shared, &tx, &mut workers)?),
-            None => None,
-        };
-        let (fetch_tx, fetch_rx) = mpsc::channel::<Ask>();
-        // The snapshot thread may be waiting for a request: wake it at shutdown
-        // (the worker that holds the other sender may be the thread closing us).
-        let stop_asks = fetch_tx.clone();
-        workers.on_stop(move || {
-            let _ = stop_asks.send(Ask::Stop);
-        });
-        let mut worker = Worker {
-            shared: shared.clone(),
-            fetch: req.as_ref().map(|_| fetch_tx),
-            limits: cfg.limits,
-            stale_after: cfg.stale_after,
-            handler: cfg.handler,
-            interval: Duration::from_secs(1),
-            last_heard: Instant::now(),
-            heartbeats_seen: false,
-            pending: VecDeque::new(),
-        };
-        let (mut inbox, t) = (workers.inbox(&sub), tx.clone());
-        workers.spawn("gd-subscriber-recv", move || recv_thread(&mut inbox, t))?;
-        if let Some(req) = req {
-            let (mut inbox, t, limits) = (workers.inbox(&req), tx, cfg.limits);
+        let mut fetch = Vec::with_capacity(n);
+        for (i, (publish, snapshot)) in urls.iter().enumerate() {
+            let sub = net::open(Protocol::Sub0, false)?;
+            workers.socket(&sub);
+            net::set_buffers(&sub, Some(cfg.recv_buffer), None)?;
+            net::set_recv_max(&sub, cfg.limits.max_message)?;
+            net::set_reconnect(&sub, Duration::from_secs(1))?;
+            sub.subscribe_all()
+                .map_err(|e| Error::nng("subscribing", e))?;
+            on_connect(
+                &sub,
+                &shared,
+                i,
+                &tx,
+                |l| &l.publish_pipes,
+                |l| !l.connected.swap(true, Relaxed),
+            )?;
+            net::dial(&sub, publish)?;
+            let (mut inbox, t) = (workers.inbox(&sub), tx.clone());
+            workers.spawn("gd-subscriber-recv", move || recv_thread(&mut inbox, i, t))?;
+            let Some(url) = snapshot else {
+                fetch.push(None);
+                continue;
+            };
+            let req = snapshot_socket(url, i, &cfg, &shared, &tx, &mut workers)?;
+            let (fetch_tx, fetch_rx) = mpsc::channel::<Ask>();
+            // The snapshot thread may be waiting for a request: wake it at shutdown
+            // (the worker that holds the other sender may be the thread closing us).
+            let stop_asks = fetch_tx.clone();
+            workers.on_stop(move || {
+                let _ = stop_asks.send(Ask::Stop);
+            });
+            fetch.push(Some(fetch_tx));
+            let (mut inbox, t, limits) = (workers.inbox(&req), tx.clone(), cfg.limits);
             workers.spawn("gd-subscriber-snapshot", move || {
-                snapshot_thread(&req, &mut inbox, fetch_rx, t, limits)
+                snapshot_thread(&req, &mut inbox, fetch_rx, i, t, limits)
             })?;
         }
+        let now = Instant::now();
+        let mut worker = Worker {
+            shared: shared.clone(),
+            syncs: urls
+                .iter()
+                .map(|(_, s)| Driver::new(now, s.is_none(), cfg.limits, cfg.stale_after))
+                .collect(),
+            fetch,
+            handler: cfg.handler.take(),
+            first_view_at: now + cfg.first_view_timeout,
+            first_view: false,
+        };
         let thread_id = workers.spawn("gd-subscriber", move || worker.run(rx))?;
         Ok(Subscriber {
             shared,
@@ -299,34 +417,36 @@ impl Subscriber {
         f(&lock(&self.shared.view))
     }
 
-    /// The peer names now, sorted.
+    /// The peer names now, sorted: the merge of every configured server's.
     pub fn peers(&self) -> Vec<String> {
-        self.view(|v| v.replica.peers())
+        self.view(|v| v.merge.view().peers())
     }
 
     /// The members now, sorted by name.
     pub fn members(&self) -> Vec<Member> {
-        self.view(|v| v.replica.members().cloned().collect())
+        self.view(|v| v.merge.view().members().cloned().collect())
     }
 
-    /// Syncing, live or stale.
+    /// Syncing, live or stale (stale only when no server is live).
     pub fn state(&self) -> State {
         self.view(|v| v.state)
     }
 
-    /// `(epoch, seq)` of the view.
+    /// `(epoch, seq)` of the view: the first live server's replica (with one
+    /// server, its position).
     pub fn position(&self) -> (u64, u64) {
-        self.view(|v| v.replica.position())
+        self.view(View::position)
     }
 
-    /// Digest of the view (equal to the server's when in step).
+    /// Digest of the view (with one server, equal to the server's when in step).
     pub fn digest(&self) -> u64 {
-        self.view(|v| v.replica.digest())
+        self.view(|v| v.merge.view().digest())
     }
 
-    /// Snapshots fetched after the first (gaps, epoch changes, digest mismatches).
+    /// Snapshots fetched after the first (gaps, epoch changes, digest
+    /// mismatches), all servers together.
     pub fn resyncs(&self) -> u64 {
-        self.shared.resyncs.load(Relaxed)
+        self.view(|v| v.resyncs.iter().sum())
     }
 
     /// Publications dropped as malformed.
@@ -334,21 +454,38 @@ impl Subscriber {
         self.shared.dropped.load(Relaxed)
     }
 
+    /// Each configured server, in configuration order: URLs, position, state,
+    /// warming, members, last publication age, resyncs.
+    pub fn servers(&self) -> Vec<SubscribedServer> {
+        self.view(|v| v.servers(&self.shared.links))
+    }
+
     /// State, view, connections and counters now.
     pub fn stats(&self) -> SubscriberStats {
         let sh = &self.shared;
-        let (state, members, (epoch, seq)) =
-            self.view(|v| (v.state, v.replica.len(), v.replica.position()));
+        let (state, members, (epoch, seq), resyncs) = self.view(|v| {
+            (
+                v.state,
+                v.merge.view().len(),
+                v.position(),
+                v.resyncs.iter().sum(),
+            )
+        });
+        let sum = |f: fn(&Link) -> &AtomicU64| sh.links.iter().map(|l| f(l).load(Relaxed)).sum();
         SubscriberStats {
             state,
             members,
             epoch,
             seq,
-            publish_connections: sh.publish_pipes.load(Relaxed),
-            snapshot_connections: sh.snapshot_pipes.load(Relaxed),
-            publications: sh.publications.load(Relaxed),
-            last_publication_age: lock(&sh.last_publication).map(|t| t.elapsed()),
-            resyncs: sh.resyncs.load(Relaxed),
+            publish_connections: sum(|l| &l.publish_pipes),
+            snapshot_connections: sum(|l| &l.snapshot_pipes),
+            publications: sum(|l| &l.publications),
+            last_publication_age: sh
+                .links
+                .iter()
+                .filter_map(|l| lock(&l.last_publication).map(|t| t.elapsed()))
+                .min(),
+            resyncs,
             dropped: sh.dropped.load(Relaxed),
         }
     }
@@ -372,6 +509,16 @@ impl Drop for Subscriber {
 }
 
 impl SubscriberBuilder {
+    /// The configured servers: those given with [`SubscriberBuilder::server`], or
+    /// else the one named by `publish` and `snapshot`.
+    fn urls(&self) -> Vec<(String, Option<String>)> {
+        if self.servers.is_empty() {
+            vec![(self.publish.clone(), self.snapshot.clone())]
+        } else {
+            self.servers.clone()
+        }
+    }
+
     fn validate(&self) -> Result<()> {
         self.limits.validate()?;
         if self.snapshot_timeout.is_zero() {
@@ -389,41 +536,56 @@ impl SubscriberBuilder {
                 "must be between 1 and 8192 messages",
             ));
         }
+        let urls = self.urls();
+        if urls.len() > 1 && urls.iter().any(|(_, s)| s.is_none()) {
+            return Err(Error::option(
+                "server",
+                "a legacy publisher (no snapshot URL) can only be the single server",
+            ));
+        }
+        for (i, (p, _)) in urls.iter().enumerate() {
+            if urls[..i].iter().any(|(q, _)| q == p) {
+                return Err(Error::option("server", format!("{p} is configured twice")));
+            }
+        }
         Ok(())
     }
 }
 
-/// Tells the worker `Input::Connected` on a new connection of `socket` when
-/// `first(shared)` says so.
+/// Tells the worker `Input::Connected(i)` on a new connection of `socket` when
+/// `first(link)` says so.
 fn on_connect(
     socket: &Socket,
     shared: &Arc<Shared>,
+    i: usize,
     tx: &Sender<Input>,
-    count: fn(&Shared) -> &AtomicU64,
-    first: impl Fn(&Shared) -> bool + Send + Sync + 'static,
+    count: fn(&Link) -> &AtomicU64,
+    first: impl Fn(&Link) -> bool + Send + Sync + 'static,
 ) -> Result<()> {
     let (weak, tx) = (Arc::downgrade(shared), tx.clone());
     socket
         .pipe_notify(move |_, ev| {
             let Some(s) = weak.upgrade() else { return };
+            let link = &s.links[i];
             match ev {
                 PipeEvent::Added => {
-                    count(&s).fetch_add(1, Relaxed);
-                    if first(&s) {
-                        let _ = tx.send(Input::Connected);
+                    count(link).fetch_add(1, Relaxed);
+                    if first(link) {
+                        let _ = tx.send(Input::Connected(i));
                     }
                 }
                 PipeEvent::Removed => {
-                    let _ = count(&s).fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+                    let _ = count(link).fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
                 }
             }
         })
         .map_err(|e| Error::nng("registering connection events", e))
 }
 
-/// The req0 socket for snapshots, dialled to `url`.
+/// The req0 socket for server `i`'s snapshots, dialled to `url`.
 fn snapshot_socket(
     url: &str,
+    i: usize,
     cfg: &SubscriberBuilder,
     shared: &Arc<Shared>,
     tx: &Sender<Input>,
@@ -440,10 +602,11 @@ fn snapshot_socket(
     on_connect(
         &req,
         shared,
+        i,
         tx,
-        |s| &s.snapshot_pipes,
-        |s| {
-            s.req_connected.store(true, Relaxed);
+        |l| &l.snapshot_pipes,
+        |l| {
+            l.req_connected.store(true, Relaxed);
             true
         },
     )?;
@@ -479,22 +642,22 @@ fn decode_snapshot(bytes: &[u8], limits: &Limits) -> Result<Snapshot> {
     }
 }
 
-/// What the worker thread is told.
+/// What the worker thread is told; `usize` is the server's index.
 enum Input {
-    /// The subscription connected for the first time.
-    Connected,
+    /// A connection of server `i`'s sockets came up.
+    Connected(usize),
     /// A publication, in arrival order.
-    Publication(Vec<u8>),
+    Publication(usize, Vec<u8>),
     /// The outcome of a snapshot request.
-    Snapshot(Result<Snapshot>),
+    Snapshot(usize, Result<Snapshot>),
     Stop,
 }
 
-fn recv_thread(inbox: &mut nng::Inbox, tx: Sender<Input>) {
+fn recv_thread(inbox: &mut nng::Inbox, i: usize, tx: Sender<Input>) {
     loop {
         match inbox.recv() {
             Ok(m) => {
-                if tx.send(Input::Publication(m.body().to_vec())).is_err() {
+                if tx.send(Input::Publication(i, m.body().to_vec())).is_err() {
                     return;
                 }
             }
@@ -504,7 +667,7 @@ fn recv_thread(inbox: &mut nng::Inbox, tx: Sender<Input>) {
     }
 }
 
-/// What the worker asks of the snapshot thread.
+/// What the worker asks of a snapshot thread.
 enum Ask {
     Snapshot,
     /// Shutdown: end the thread.
@@ -515,11 +678,12 @@ fn snapshot_thread(
     req: &Socket,
     inbox: &mut nng::Inbox,
     asks: Receiver<Ask>,
+    i: usize,
     tx: Sender<Input>,
     limits: Limits,
 ) {
     while let Ok(Ask::Snapshot) = asks.recv() {
-        // Non-blocking: fails at once while no server is connected (the worker
+        // Non-blocking: fails at once while no server is connected (the driver
         // retries with backoff); once sent, req0 re-sends it until a reply comes.
         let request = nng::Message::new(&[], &wire::encode_snapshot_request());
         let r = match req.try_send(request) {
@@ -529,237 +693,156 @@ fn snapshot_thread(
                 Err(e) => Err(Error::nng("receiving a snapshot", e)),
             },
         };
-        if matches!(r, Err(Error::Closed)) || tx.send(Input::Snapshot(r)).is_err() {
+        if matches!(r, Err(Error::Closed)) || tx.send(Input::Snapshot(i, r)).is_err() {
             return;
         }
     }
 }
 
-/// Publications kept while a snapshot is awaited; past this many, the oldest are
-/// dropped (the gap then forces another snapshot).
-const MAX_PENDING: usize = 100_000;
-
+/// The handler's thread: feeds each server's [`Driver`], carries out its
+/// actions, and tells the application when the merged view or state changed.
 struct Worker {
     shared: Arc<Shared>,
-    /// Asks the snapshot thread for a snapshot; None for a legacy publisher.
-    fetch: Option<Sender<Ask>>,
-    limits: Limits,
-    stale_after: u32,
+    syncs: Vec<Driver>,
+    /// Asks server `i`'s snapshot thread for a snapshot; None for a legacy publisher.
+    fetch: Vec<Option<Sender<Ask>>>,
     handler: Option<Handler>,
-    interval: Duration,
-    last_heard: Instant,
-    heartbeats_seen: bool,
-    /// Publications received while a snapshot is awaited.
-    pending: VecDeque<Vec<u8>>,
+    /// The first view waits for every server until then, at most.
+    first_view_at: Instant,
+    first_view: bool,
 }
 
 impl Worker {
     fn run(&mut self, rx: Receiver<Input>) {
-        let started = Instant::now();
-        let mut need_sync = self.fetch.is_some();
-        let mut in_flight = false;
-        let mut first = true;
-        let mut next_try = started;
-        let mut backoff = Duration::from_millis(50);
-        while !self.shared.stop.load(Relaxed) {
-            let now = Instant::now();
-            // Ask for the snapshot once the subscription is up (so no delta after
-            // the snapshot is missed; a heartbeat repairs it if one is), or after 1 s.
-            let ready = (self.shared.connected.load(Relaxed)
-                && self.shared.req_connected.load(Relaxed))
-                || now >= started + Duration::from_secs(1);
-            if need_sync && !in_flight && ready && now >= next_try {
-                if let Some(f) = &self.fetch {
-                    in_flight = f.send(Ask::Snapshot).is_ok();
-                }
-            }
-            let mut wake = now + self.interval;
-            if need_sync && !in_flight {
-                wake = wake.min(next_try.max(started + Duration::from_secs(1)));
-            }
-            if lock(&self.shared.view).state == State::Live {
-                wake = wake.min(
-                    self.last_heard + self.interval * self.stale_after + Duration::from_millis(1),
-                );
-            }
+        let shared = self.shared.clone();
+        while !shared.stop.load(Relaxed) {
+            let wake = self.wake_at(&lock(&shared.view));
             let input = match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Ok(i) => Some(i),
                 Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
             };
-            match input {
-                None => {}
-                Some(Input::Connected) => {
-                    next_try = Instant::now();
-                    backoff = Duration::from_millis(50);
-                }
-                Some(Input::Stop) => return,
-                Some(Input::Publication(m)) => {
-                    self.shared.publications.fetch_add(1, Relaxed);
-                    *lock(&self.shared.last_publication) = Some(Instant::now());
-                    if need_sync && wire::is_native(&m) {
-                        if self.pending.len() >= MAX_PENDING {
-                            self.pending.pop_front();
-                        }
-                        self.pending.push_back(m);
-                    } else if let Some(why) = self.handle(&m) {
-                        log::debug!("resync: {why:?}");
-                        need_sync = self.fetch.is_some();
-                        next_try = Instant::now();
-                    }
-                }
-                Some(Input::Snapshot(Ok(snap))) => {
-                    in_flight = false;
-                    match self.apply_snapshot(snap, first) {
-                        Ok(()) => {
-                            need_sync = false;
-                            first = false;
-                            backoff = Duration::from_millis(50);
-                            // Apply what came meanwhile; those the snapshot includes are skipped.
-                            for m in std::mem::take(&mut self.pending) {
-                                if need_sync {
-                                    self.pending.push_back(m);
-                                } else if let Some(why) = self.handle(&m) {
-                                    log::debug!("resync: {why:?}");
-                                    need_sync = true;
-                                    next_try = Instant::now();
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            log::debug!("snapshot refused: {e}");
-                            next_try = back_off(&mut backoff);
+            let now = Instant::now();
+            let update = {
+                let mut v = lock(&shared.view);
+                let status = |v: &View, i| (v.merge.state(i), v.merge.warming(i));
+                let before: Vec<_> = (0..self.syncs.len()).map(|i| status(&v, i)).collect();
+                let mut acts = Vec::new();
+                match input {
+                    None | Some(Input::Stop) => {}
+                    Some(Input::Connected(i)) => {
+                        let l = &shared.links[i];
+                        if l.connected.load(Relaxed) && l.req_connected.load(Relaxed) {
+                            self.step(&mut v, now, i, SyncInput::Connected, &mut acts);
                         }
                     }
+                    Some(Input::Publication(i, m)) => {
+                        let l = &shared.links[i];
+                        l.publications.fetch_add(1, Relaxed);
+                        *lock(&l.last_publication) = Some(now);
+                        self.step(&mut v, now, i, SyncInput::Publication(m), &mut acts);
+                    }
+                    Some(Input::Snapshot(i, r)) => {
+                        let r = r.map_err(|e| e.to_string());
+                        if let Err(e) = &r {
+                            log::debug!("snapshot from server {i} failed: {e}");
+                        }
+                        self.step(&mut v, now, i, SyncInput::Snapshot(r), &mut acts);
+                    }
                 }
-                Some(Input::Snapshot(Err(e))) => {
-                    in_flight = false;
-                    log::debug!("snapshot failed: {e}");
-                    next_try = back_off(&mut backoff);
+                for i in 0..self.syncs.len() {
+                    self.step(&mut v, now, i, SyncInput::Tick, &mut acts);
                 }
-            }
-            self.check_stale();
-        }
-    }
-
-    fn apply_snapshot(&mut self, snap: Snapshot, first: bool) -> Result<()> {
-        self.interval = Duration::from_millis(snap.interval_ms.max(1) as u64);
-        let update = {
-            let mut v = lock(&self.shared.view);
-            let events = v
-                .replica
-                .apply_snapshot(snap)
-                .map_err(|r| Error::Protocol(format!("{r:?}")))?;
-            v.state = State::Live;
-            v.update(true, events)
-        };
-        if !first {
-            self.shared.resyncs.fetch_add(1, Relaxed);
-        }
-        self.last_heard = Instant::now();
-        self.deliver(&update);
-        Ok(())
-    }
-
-    /// Applies one publication; returns why a resync is needed, if it is.
-    fn handle(&mut self, bytes: &[u8]) -> Option<Resync> {
-        if !wire::is_native(bytes) {
-            return match wire::decode_legacy_list(bytes, &self.limits) {
-                Ok(names) => {
-                    self.last_heard = Instant::now();
-                    let update = {
-                        let mut v = lock(&self.shared.view);
-                        let first = !v.replica.is_synced();
-                        let events = v.replica.apply_legacy(names);
-                        v.state = State::Live;
-                        v.update(first, events)
-                    };
-                    self.deliver(&update);
-                    None
-                }
-                Err(e) => {
-                    self.drop_msg(bytes, &e.to_string());
-                    None
-                }
+                let moved = (0..self.syncs.len()).any(|i| status(&v, i) != before[i]);
+                self.decide(&mut v, now, &acts, moved)
             };
-        }
-        match wire::decode(bytes, &self.limits) {
-            Ok(Message::Delta { epoch, seq, events }) => {
-                self.last_heard = Instant::now();
-                let update = {
-                    let mut v = lock(&self.shared.view);
-                    match v.replica.apply_delta(epoch, seq, events) {
-                        Step::Applied(events) => {
-                            let revived = v.state == State::Stale;
-                            v.state = State::Live;
-                            if events.is_empty() && !revived {
-                                return None;
-                            }
-                            v.update(false, events)
-                        }
-                        Step::Ignored => return None,
-                        Step::Resync(r) => {
-                            v.replica.unsync();
-                            return Some(r);
-                        }
-                    }
-                };
-                self.deliver(&update);
-                None
+            if let Some(u) = update {
+                self.deliver(&u);
             }
-            Ok(Message::Heartbeat(hb)) => {
-                self.last_heard = Instant::now();
-                self.heartbeats_seen = true;
-                self.interval = Duration::from_millis(hb.interval_ms.max(1) as u64);
-                let (check, revived) = {
-                    let mut v = lock(&self.shared.view);
-                    let check = v.replica.check_heartbeat(&hb);
-                    let revived = v.state == State::Stale && check.is_ok();
-                    if revived {
-                        v.state = State::Live;
+        }
+    }
+
+    /// When to look again without an input: the earliest of the drivers' wakes
+    /// and, before the first view, the first-view timeout.
+    fn wake_at(&self, v: &View) -> Instant {
+        let mut wake = self
+            .syncs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.wake_at(v.merge.state(i)))
+            .min()
+            .unwrap_or_else(Instant::now);
+        if !self.first_view {
+            wake = wake.min(self.first_view_at);
+        }
+        wake
+    }
+
+    /// Runs server `i`'s driver on one input and carries out its actions.
+    fn step(
+        &mut self,
+        v: &mut View,
+        now: Instant,
+        i: usize,
+        input: SyncInput,
+        acts: &mut Vec<Action>,
+    ) {
+        for a in self.syncs[i].step(now, input, &mut v.merge.source(i)) {
+            match &a {
+                Action::RequestSnapshot => {
+                    if let Some(f) = &self.fetch[i] {
+                        let _ = f.send(Ask::Snapshot);
                     }
-                    if check.is_err() {
-                        v.replica.unsync();
-                    }
-                    (check, revived.then(|| v.update(false, Vec::new())))
-                };
-                if let Some(u) = revived {
-                    self.deliver(&u);
                 }
-                check.err()
+                Action::Dropped(why) => {
+                    self.shared.dropped.fetch_add(1, Relaxed);
+                    log::debug!("dropped a publication from server {i}: {why}");
+                }
+                Action::Resync(why) => log::debug!("server {i}: resync ({why:?})"),
+                Action::Backoff(_) | Action::Deliver { .. } => {}
             }
-            Ok(_) => {
-                self.drop_msg(bytes, "not a publication");
-                None
-            }
-            Err(e) => {
-                self.drop_msg(bytes, &e.to_string());
-                None
-            }
+            acts.push(a);
         }
+        v.resyncs[i] = self.syncs[i].resyncs();
     }
 
-    fn drop_msg(&self, bytes: &[u8], why: &str) {
-        self.shared.dropped.fetch_add(1, Relaxed);
-        log::debug!("dropped a publication of {} bytes: {why}", bytes.len());
-    }
-
-    fn check_stale(&mut self) {
-        if !self.heartbeats_seen && self.fetch.is_none() {
-            return; // a legacy publisher sends no heartbeats
-        }
-        if self.last_heard.elapsed() <= self.interval * self.stale_after {
-            return;
-        }
-        let update = {
-            let mut v = lock(&self.shared.view);
-            if v.state != State::Live {
-                return;
+    /// What to tell the application after a step, if anything: the first view
+    /// once every server answered (or the first-view timeout passed with one
+    /// live), then every change of the merged view or state (with one server,
+    /// also every resync, as before several servers; with several, every change
+    /// of a server's state or warming, so a degraded mesh is visible).
+    fn decide(
+        &mut self,
+        v: &mut View,
+        now: Instant,
+        acts: &[Action],
+        moved: bool,
+    ) -> Option<Update> {
+        let links = &self.shared.links;
+        let n = self.syncs.len();
+        let events = v.merge.take_events();
+        let live = v.merge.live() > 0;
+        if !self.first_view {
+            let all = (0..n).all(|i| v.merge.replica(i).is_synced());
+            if !(all || (live && now >= self.first_view_at)) {
+                return None;
             }
-            v.state = State::Stale;
-            v.update(false, Vec::new())
-        };
-        self.deliver(&update);
+            self.first_view = true;
+            v.state = if live { State::Live } else { State::Stale };
+            let joined = v
+                .merge
+                .view()
+                .members()
+                .map(|m| Event::joined(m.clone(), Reason::None))
+                .collect();
+            return Some(v.update(links, true, joined));
+        }
+        let state = if live { State::Live } else { State::Stale };
+        let changed = state != v.state;
+        v.state = state;
+        let snapshot = acts.contains(&Action::Deliver { snapshot: true });
+        let tell = !events.is_empty() || changed || if n == 1 { snapshot } else { moved };
+        tell.then(|| v.update(links, snapshot, events))
     }
 
     fn deliver(&mut self, u: &Update) {
@@ -769,11 +852,4 @@ impl Worker {
             }
         }
     }
-}
-
-/// When to retry a failed snapshot request; doubles the wait, up to 1 s.
-fn back_off(backoff: &mut Duration) -> Instant {
-    let at = Instant::now() + *backoff;
-    *backoff = (*backoff * 2).min(Duration::from_secs(1));
-    at
 }

@@ -14,7 +14,7 @@ use crate::member::{Event, EventKind, Limits, Member, Metadata, Reason};
 /// First byte of every native message.
 pub const MAGIC: u8 = 0xFF;
 /// The only version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Survey id (SP header) a client uses to announce itself unasked on a new connection.
 pub const ANNOUNCE_ID: u32 = 0x8000_0000;
 /// Bytes of framing around one member in the largest single-member message.
@@ -22,7 +22,11 @@ pub const MAX_OVERHEAD: usize = 64;
 /// Bytes of a DELTA before its events: magic, version, type, epoch, seq, count.
 pub const DELTA_HEADER_LEN: usize = 3 + 8 + 8 + 4;
 /// Bytes of a SNAPSHOT before its members.
-pub const SNAPSHOT_HEADER_LEN: usize = 3 + 8 + 8 + 4 + 8 + 4;
+pub const SNAPSHOT_HEADER_LEN: usize = 3 + 8 + 8 + 4 + 1 + 8 + 4;
+/// Bit 0 of the flags byte of HEARTBEAT and SNAPSHOT: the server is warming (it
+/// started less than `evict_after` × interval + deadline ago, so it may not have
+/// surveyed every member yet: subscribers let it add members, never remove them).
+pub const FLAG_WARMING: u8 = 1;
 
 /// The survey id (SP header) of survey `round`: the high bit set, the round's low
 /// 31 bits. The server skips the rounds whose id is [`ANNOUNCE_ID`].
@@ -88,6 +92,8 @@ pub struct Heartbeat {
     pub seq: u64,
     /// The server's survey interval in milliseconds (subscribers derive staleness from it).
     pub interval_ms: u32,
+    /// The server is warming ([`FLAG_WARMING`]).
+    pub warming: bool,
     /// Number of members.
     pub count: u32,
     /// Digest of the member set (see [`crate::member::digest`]).
@@ -103,6 +109,8 @@ pub struct Snapshot {
     pub seq: u64,
     /// The server's survey interval in milliseconds.
     pub interval_ms: u32,
+    /// The server is warming ([`FLAG_WARMING`]).
+    pub warming: bool,
     /// Digest of `members`.
     pub digest: u64,
     /// Sorted by name.
@@ -210,9 +218,10 @@ pub fn metadata_len(md: &Metadata) -> usize {
     2 + md.iter().map(|(k, v)| 4 + k.len() + v.len()).sum::<usize>()
 }
 
-/// Appends the member encoding: incarnation u64, name, metadata.
+/// Appends the member encoding: incarnation u64, generation u32, name, metadata.
 pub fn put_member(buf: &mut Vec<u8>, m: &Member) {
     buf.extend_from_slice(&m.incarnation.to_be_bytes());
+    buf.extend_from_slice(&m.generation.to_be_bytes());
     put_str(buf, &m.name);
     buf.extend_from_slice(&(m.metadata.len() as u16).to_be_bytes());
     for (k, v) in &m.metadata {
@@ -223,7 +232,7 @@ pub fn put_member(buf: &mut Vec<u8>, m: &Member) {
 
 /// Encoded size of one member.
 pub fn member_len(m: &Member) -> usize {
-    8 + 2 + m.name.len() + metadata_len(&m.metadata)
+    8 + 4 + 2 + m.name.len() + metadata_len(&m.metadata)
 }
 
 /// Encoded size of one event inside a delta.
@@ -231,7 +240,7 @@ pub fn event_len(e: &Event) -> usize {
     2 + member_len(&e.member)
 }
 
-/// `FF 01 01 | epoch u64 | round u64`
+/// `FF 02 01 | epoch u64 | round u64`
 pub fn encode_survey(epoch: u64, round: u64) -> Vec<u8> {
     let mut b = header(kind::SURVEY, 16);
     b.extend_from_slice(&epoch.to_be_bytes());
@@ -239,14 +248,14 @@ pub fn encode_survey(epoch: u64, round: u64) -> Vec<u8> {
     b
 }
 
-/// `FF 01 02 | member`
+/// `FF 02 02 | member`
 pub fn encode_answer(m: &Member) -> Vec<u8> {
     let mut b = header(kind::ANSWER, member_len(m));
     put_member(&mut b, m);
     b
 }
 
-/// `FF 01 03 | epoch u64 | seq u64 | count u32 | (kind u8, reason u8, member)*`
+/// `FF 02 03 | epoch u64 | seq u64 | count u32 | (kind u8, reason u8, member)*`
 pub fn encode_delta(epoch: u64, seq: u64, events: &[Event]) -> Vec<u8> {
     let body: usize = events.iter().map(event_len).sum();
     let mut b = header(kind::DELTA, 20 + body);
@@ -261,37 +270,41 @@ pub fn encode_delta(epoch: u64, seq: u64, events: &[Event]) -> Vec<u8> {
     b
 }
 
-/// `FF 01 04 | epoch u64 | seq u64 | interval_ms u32 | count u32 | digest u64`
+/// `FF 02 04 | epoch u64 | seq u64 | interval_ms u32 | flags u8 | count u32 | digest u64`
 pub fn encode_heartbeat(h: &Heartbeat) -> Vec<u8> {
-    let mut b = header(kind::HEARTBEAT, 32);
+    let mut b = header(kind::HEARTBEAT, 33);
     b.extend_from_slice(&h.epoch.to_be_bytes());
     b.extend_from_slice(&h.seq.to_be_bytes());
     b.extend_from_slice(&h.interval_ms.to_be_bytes());
+    b.push(flags(h.warming));
     b.extend_from_slice(&h.count.to_be_bytes());
     b.extend_from_slice(&h.digest.to_be_bytes());
     b
 }
 
-/// `FF 01 05`
+/// `FF 02 05`
 pub fn encode_snapshot_request() -> Vec<u8> {
     header(kind::SNAPSHOT_REQUEST, 0)
 }
 
-/// `FF 01 06 | epoch u64 | seq u64 | interval_ms u32 | digest u64 | count u32 | member*`
+/// `FF 02 06 | epoch u64 | seq u64 | interval_ms u32 | flags u8 | digest u64 | count u32 | member*`
 ///
 /// Takes the members as an iterator so a server can encode straight from its table.
+#[allow(clippy::too_many_arguments)]
 pub fn encode_snapshot<'a>(
     epoch: u64,
     seq: u64,
     interval_ms: u32,
+    warming: bool,
     digest: u64,
     count: usize,
     members: impl IntoIterator<Item = &'a Member>,
 ) -> Vec<u8> {
-    let mut b = header(kind::SNAPSHOT, 32 + count * 24);
+    let mut b = header(kind::SNAPSHOT, 33 + count * 28);
     b.extend_from_slice(&epoch.to_be_bytes());
     b.extend_from_slice(&seq.to_be_bytes());
     b.extend_from_slice(&interval_ms.to_be_bytes());
+    b.push(flags(warming));
     b.extend_from_slice(&digest.to_be_bytes());
     b.extend_from_slice(&(count as u32).to_be_bytes());
     let mut n = 0;
@@ -362,6 +375,7 @@ impl<'a> Reader<'a> {
     }
     fn member(&mut self, limits: &Limits) -> Result<Member, DecodeError> {
         let incarnation = self.u64()?;
+        let generation = self.u32()?;
         let name = self.str("name", limits.max_name)?;
         if name.is_empty() {
             return Err(DecodeError::Empty("name"));
@@ -386,6 +400,7 @@ impl<'a> Reader<'a> {
             name,
             metadata,
             incarnation,
+            generation,
         })
     }
     /// Reads a count and refuses one that the remaining bytes cannot hold.
@@ -415,8 +430,23 @@ fn text<'a>(bytes: &'a [u8], what: &'static str) -> Result<&'a str, DecodeError>
     Ok(s)
 }
 
-/// Smallest encoded member: incarnation, name length, 1 name byte, metadata count.
-const MIN_MEMBER: usize = 8 + 2 + 1 + 2;
+/// Smallest encoded member: incarnation, generation, name length, 1 name byte,
+/// metadata count.
+const MIN_MEMBER: usize = 8 + 4 + 2 + 1 + 2;
+
+/// The flags byte of HEARTBEAT and SNAPSHOT.
+fn flags(warming: bool) -> u8 {
+    if warming {
+        FLAG_WARMING
+    } else {
+        0
+    }
+}
+
+/// Reads a flags byte; bits this version does not know are ignored.
+fn warming(flags: u8) -> bool {
+    flags & FLAG_WARMING != 0
+}
 
 /// Decodes one native message, checking every size against `limits`.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, DecodeError> {
@@ -454,6 +484,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, DecodeError> {
             epoch: r.u64()?,
             seq: r.u64()?,
             interval_ms: r.u32()?,
+            warming: warming(r.u8()?),
             count: r.u32()?,
             digest: r.u64()?,
         }),
@@ -462,6 +493,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, DecodeError> {
             let epoch = r.u64()?;
             let seq = r.u64()?;
             let interval_ms = r.u32()?;
+            let warming = warming(r.u8()?);
             let digest = r.u64()?;
             let n = r.count(MIN_MEMBER, limits.max_members, "member count")?;
             let mut members = Vec::with_capacity(n);
@@ -472,6 +504,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, DecodeError> {
                 epoch,
                 seq,
                 interval_ms,
+                warming,
                 digest,
                 members,
             })
@@ -524,6 +557,7 @@ mod tests {
         Member {
             name: name.into(),
             incarnation: inc,
+            generation: 0,
             metadata: md
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -575,7 +609,10 @@ mod tests {
             ),
             (
                 "answer",
-                Message::Answer(member("web-1", 7, &[("zone", "a")])),
+                Message::Answer(Member {
+                    generation: 3,
+                    ..member("web-1", 7, &[("zone", "a")])
+                }),
             ),
             (
                 "delta",
@@ -602,6 +639,7 @@ mod tests {
                     epoch: 0x0102030405060708,
                     seq: 5,
                     interval_ms: 1000,
+                    warming: true,
                     count: 1,
                     digest: crate::member::digest([&member("a", 1, &[])]),
                 }),
@@ -613,6 +651,7 @@ mod tests {
                     epoch: 0x0102030405060708,
                     seq: 5,
                     interval_ms: 1000,
+                    warming: false,
                     digest: crate::member::digest([&member("a", 1, &[])]),
                     members: vec![member("a", 1, &[])],
                 }),
@@ -638,6 +677,7 @@ mod tests {
                     s.epoch,
                     s.seq,
                     s.interval_ms,
+                    s.warming,
                     s.digest,
                     s.members.len(),
                     &s.members,
@@ -652,8 +692,8 @@ mod tests {
         // docs/PROTOCOL.md states these numbers; they pin member_hash across languages.
         let a = member("a", 1, &[]);
         let b = member("b", 2, &[]);
-        assert_eq!(crate::member::member_hash(&a), 0x6d46_ed89_021b_a1e7);
-        assert_eq!(crate::member::digest([&a, &b]), 0x5571_3dc7_e731_6559);
+        assert_eq!(crate::member::member_hash(&a), 0xd5f4_d827_303b_c5c3);
+        assert_eq!(crate::member::digest([&a, &b]), 0xf772_eb96_011d_2b96);
     }
 
     #[test]
@@ -662,11 +702,11 @@ mod tests {
         assert_eq!(decode(b"", &l), Err(DecodeError::Truncated));
         assert_eq!(decode(b"hello", &l), Err(DecodeError::NotNative));
         assert_eq!(
-            decode(&[0xFF, 2, 1], &l),
-            Err(DecodeError::UnsupportedVersion(2))
+            decode(&[0xFF, 1, 1], &l),
+            Err(DecodeError::UnsupportedVersion(1))
         );
         assert_eq!(
-            decode(&[0xFF, 1, 99], &l),
+            decode(&[0xFF, 2, 99], &l),
             Err(DecodeError::UnknownKind(99))
         );
         let mut a = encode_answer(&member("x", 1, &[]));
@@ -675,7 +715,7 @@ mod tests {
         let empty = encode_answer(&Member::new("", 1));
         assert_eq!(decode(&empty, &l), Err(DecodeError::Empty("name")));
         let mut bad = encode_answer(&member("ab", 1, &[]));
-        bad[3 + 8 + 2] = 0xC3; // lone lead byte: not UTF-8
+        bad[3 + 8 + 4 + 2] = 0xC3; // lone lead byte: not UTF-8
         assert_eq!(decode(&bad, &l), Err(DecodeError::InvalidUtf8("name")));
         let long = encode_answer(&Member::new("n".repeat(2000), 1));
         assert_eq!(decode(&long, &l), Err(DecodeError::TooLarge("name")));
@@ -709,7 +749,7 @@ mod tests {
         assert_eq!(DELTA_HEADER_LEN, encode_delta(1, 1, &[]).len());
         assert_eq!(
             SNAPSHOT_HEADER_LEN,
-            encode_snapshot(1, 1, 1, 0, 0, []).len()
+            encode_snapshot(1, 1, 1, false, 0, 0, []).len()
         );
         let ev = |n: &str| Event {
             kind: EventKind::Joined,
@@ -754,11 +794,13 @@ mod tests {
         (
             "[a-z0-9:/._-]{1,40}",
             any::<u64>(),
+            any::<u32>(),
             proptest::collection::btree_map("[a-z]{1,8}", "\\PC{0,20}", 0..4),
         )
-            .prop_map(|(name, incarnation, metadata)| Member {
+            .prop_map(|(name, incarnation, generation, metadata)| Member {
                 name,
                 incarnation,
+                generation,
                 metadata,
             })
     }
@@ -802,9 +844,9 @@ mod tests {
             prop_assert_eq!(decode(&encode_delta(epoch, seq, &events), &l),
                             Ok(Message::Delta { epoch, seq, events: events.clone() }));
             let members: Vec<Member> = events.iter().map(|e| e.member.clone()).collect();
-            let snap = encode_snapshot(epoch, seq, 1000, 7, members.len(), &members);
+            let snap = encode_snapshot(epoch, seq, 1000, seq % 2 == 0, 7, members.len(), &members);
             prop_assert_eq!(decode(&snap, &l), Ok(Message::Snapshot(Snapshot {
-                epoch, seq, interval_ms: 1000, digest: 7, members })));
+                epoch, seq, interval_ms: 1000, warming: seq % 2 == 0, digest: 7, members })));
             prop_assert_eq!(event_len(&events.first().cloned().unwrap_or(Event {
                 kind: EventKind::Joined, reason: Reason::None, member: m.clone() })) + 23,
                 encode_delta(1, 1, &[events.first().cloned().unwrap_or(Event {

@@ -86,7 +86,7 @@ fn garbage_bytes_on_every_socket_are_dropped_and_the_server_keeps_serving() {
     // Garbage snapshot request.
     let req = Socket::open(Protocol::Req0, false).unwrap();
     req.dial(&u.snapshot).unwrap();
-    req.send(Message::new(&[], b"\xff\x01\x07junk")).unwrap();
+    req.send(Message::new(&[], b"\xff\x02\x07junk")).unwrap();
     wait_until("bad snapshot request counted", || {
         server.stats().dropped_requests >= 1
     });
@@ -297,11 +297,12 @@ fn a_client_answers_only_real_surveys_and_keeps_answering_after_garbage() {
         epoch: 1,
         seq: 0,
         interval_ms: 1000,
+        warming: false,
         count: 0,
         digest: 0,
     });
-    send(0x8000_0011, b"\xff\x01garbage");
-    send(0x8000_0012, &[0xff, 0x01, 0x01]); // a survey cut short
+    send(0x8000_0011, b"\xff\x02garbage");
+    send(0x8000_0012, &[0xff, 0x02, 0x01]); // a survey cut short
     send(0x8000_0013, &heartbeat); // well formed, but not a survey
     send(0x8000_0014, &wire::encode_survey(7, 1));
     send(0x8000_0015, b""); // the original Go server's survey

@@ -115,6 +115,9 @@ struct SubscriberOptions {
   std::string snapshot;
   /// The publisher is a legacy (Go) server: no snapshot socket.
   bool legacy = false;
+  /// Several servers to merge, each a (publish, snapshot) URL pair; when not
+  /// empty, leave publish, snapshot and legacy unset. See Subscriber::servers().
+  std::vector<std::pair<std::string, std::string>> servers;
   // Unset: the library's default (gd_subscriber_options_init).
   std::optional<std::chrono::milliseconds> snapshot_timeout;
   std::optional<std::uint32_t> stale_after;
@@ -122,6 +125,22 @@ struct SubscriberOptions {
   PeersCallback on_peers;
   /// Installed before the subscriber starts, so it sees the first view's events.
   EventCallback on_event;
+};
+
+/// One configured server as a subscriber sees it (SubscriberRef::servers()).
+struct ServerStatus {
+  std::string publish;
+  /// Empty for a legacy publisher.
+  std::string snapshot;
+  std::uint64_t epoch;
+  std::uint64_t seq;
+  State state;
+  /// It may add members, not remove them.
+  bool warming;
+  std::size_t members;
+  /// Unset: no publication yet.
+  std::optional<std::chrono::milliseconds> last_publication_age;
+  std::uint64_t resyncs;
 };
 
 /// Settings of a Client.
@@ -207,13 +226,19 @@ struct Callbacks {
   }
 };
 
-/// C options from C++ ones; the strings stay owned by `o`.
-inline gd_subscriber_options subscriber_options(const SubscriberOptions& o, Callbacks* cbs) {
+/// C options from C++ ones; the strings stay owned by `o`, the server pairs by
+/// `urls` (both must outlive the call that takes the options).
+inline gd_subscriber_options subscriber_options(const SubscriberOptions& o, Callbacks* cbs,
+                                                std::vector<gd_server_urls>& urls) {
   gd_subscriber_options c;
   check(gd_subscriber_options_init(&c));
   c.publish = c_str_or_null(o.publish);
   c.snapshot = c_str_or_null(o.snapshot);
   c.legacy = o.legacy ? 1 : 0;
+  urls.clear();
+  for (const auto& s : o.servers) urls.push_back(gd_server_urls{s.first.c_str(), s.second.c_str()});
+  c.servers = urls.empty() ? nullptr : urls.data();
+  c.servers_count = urls.size();
   if (o.snapshot_timeout) c.snapshot_timeout_ms = millis(*o.snapshot_timeout);
   if (o.stale_after) c.stale_after = *o.stale_after;
   c.on_peers = &Callbacks::on_peers;
@@ -251,6 +276,22 @@ class SubscriberRef {
     gd_state s = GD_STATE_SYNCING;
     detail::check(gd_subscriber_state(handle_, &s));
     return static_cast<State>(s);
+  }
+
+  /// Every configured server's status, in configuration order.
+  std::vector<ServerStatus> servers() const {
+    gd_server_list* list = nullptr;
+    detail::check(gd_subscriber_servers(handle_, &list));
+    std::unique_ptr<gd_server_list, decltype(&gd_server_list_free)> guard(list, &gd_server_list_free);
+    std::vector<ServerStatus> out;
+    for (std::size_t i = 0; i < list->count; ++i) {
+      const gd_server_status& s = list->servers[i];
+      std::optional<std::chrono::milliseconds> age;
+      if (s.last_publication_age_ms >= 0) age = std::chrono::milliseconds(s.last_publication_age_ms);
+      out.push_back(ServerStatus{s.publish, s.snapshot ? std::string(s.snapshot) : std::string(), s.epoch, s.seq,
+                                 static_cast<State>(s.state), s.warming != 0, s.members, age, s.resyncs});
+    }
+    return out;
   }
 
   /// (epoch, seq) of the view.
@@ -305,7 +346,8 @@ class Subscriber : public SubscriberRef {
   explicit Subscriber(const SubscriberOptions& o = {})
       : SubscriberRef(nullptr, nullptr), owned_(new detail::Callbacks) {
     callbacks_ = owned_.get();
-    gd_subscriber_options c = detail::subscriber_options(o, callbacks_);
+    std::vector<gd_server_urls> urls;
+    gd_subscriber_options c = detail::subscriber_options(o, callbacks_, urls);
     detail::check(gd_subscriber_open(&c, &handle_));
   }
   Subscriber(const Subscriber&) = delete;
@@ -422,9 +464,10 @@ class Client {
     c.metadata_count = md.size();
     if (o.reconnect_max) c.reconnect_max_ms = detail::millis(*o.reconnect_max);
     gd_subscriber_options w;
+    std::vector<gd_server_urls> urls;
     if (o.watch) {
       callbacks_.reset(new detail::Callbacks);
-      w = detail::subscriber_options(*o.watch, callbacks_.get());
+      w = detail::subscriber_options(*o.watch, callbacks_.get(), urls);
       c.watch = &w;
     }
     detail::check(gd_client_join(&c, &handle_));

@@ -41,6 +41,7 @@ fn _gopherdiscovery(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<server::Server>()?;
     m.add_class::<objects::ServerUrls>()?;
+    m.add_class::<objects::SubscribedServer>()?;
     m.add_class::<objects::Member>()?;
     m.add_class::<objects::Event>()?;
     m.add_class::<feed::Update>()?;

@@ -34,6 +34,7 @@ impl Member {
             name,
             metadata: convert::metadata(metadata)?,
             incarnation,
+            generation: 0,
         }))
     }
 
@@ -146,6 +147,61 @@ impl ServerUrls {
             py_repr(py, &self.publish)?,
             py_repr(py, &self.snapshot)?,
             py_repr(py, &self.legacy_publish)?,
+        ))
+    }
+}
+
+/// One configured server as a subscriber sees it (`Subscriber.servers`).
+#[pyclass(module = "gopherdiscovery", frozen, eq, get_all)]
+#[derive(Clone, PartialEq)]
+pub struct SubscribedServer {
+    /// Its publish URL.
+    pub publish: String,
+    /// Its snapshot URL (None: a legacy publisher).
+    pub snapshot: Option<String>,
+    /// Epoch of this server's replica (0 before its first snapshot).
+    pub epoch: u64,
+    /// Seq of this server's replica.
+    pub seq: u64,
+    /// "syncing", "live" or "stale".
+    pub state: &'static str,
+    /// The server says it is warming: it may add members, not remove them.
+    pub warming: bool,
+    /// Members in this server's replica.
+    pub members: usize,
+    /// Seconds since its last publication (None: none yet).
+    pub last_publication_age: Option<f64>,
+    /// Snapshots fetched from it after the first.
+    pub resyncs: u64,
+}
+
+impl From<&core::SubscribedServer> for SubscribedServer {
+    fn from(s: &core::SubscribedServer) -> Self {
+        SubscribedServer {
+            publish: s.publish.clone(),
+            snapshot: s.snapshot.clone(),
+            epoch: s.epoch,
+            seq: s.seq,
+            state: s.state.as_str(),
+            warming: s.warming,
+            members: s.members,
+            last_publication_age: s.last_publication_age.map(|d| d.as_secs_f64()),
+            resyncs: s.resyncs,
+        }
+    }
+}
+
+#[pymethods]
+impl SubscribedServer {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "SubscribedServer(publish={}, state={}, warming={}, epoch=0x{:016x}, seq={}, members={})",
+            py_repr(py, self.publish.as_str())?,
+            py_repr(py, self.state)?,
+            if self.warming { "True" } else { "False" },
+            self.epoch,
+            self.seq,
+            self.members,
         ))
     }
 }

@@ -13,7 +13,7 @@ use gopherdiscovery as core;
 use crate::errors;
 use crate::feed::{Cursor, Feed};
 use crate::handle::Handle;
-use crate::objects::Member;
+use crate::objects::{Member, SubscribedServer};
 
 /// A running subscriber (the watching side). Its updates are read through
 /// `cursor()`; `peers`, `members` and `state` read its view directly.
@@ -31,19 +31,29 @@ impl SubscriberCore {
 
 #[pymethods]
 impl SubscriberCore {
-    /// Dials `publish` and, unless it is None (a legacy publisher), `snapshot`.
+    /// Dials `publish` and, unless it is None (a legacy publisher), `snapshot`;
+    /// or, with `servers`, every (publish, snapshot) pair, and merges them.
     #[new]
     #[pyo3(signature = (
         publish = core::DEFAULT_PUBLISH_URL.to_owned(),
         snapshot = Some(core::DEFAULT_SNAPSHOT_URL.to_owned()),
+        servers = None,
     ))]
-    fn new(py: Python<'_>, publish: String, snapshot: Option<String>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        publish: String,
+        snapshot: Option<String>,
+        servers: Option<Vec<(String, String)>>,
+    ) -> PyResult<Self> {
         let feed = Feed::new();
         let to_feed = feed.clone();
-        let builder = core::Subscriber::builder()
+        let mut builder = core::Subscriber::builder()
             .publish(publish)
             .snapshot(snapshot)
             .on_update(move |u| to_feed.push(u));
+        for (p, s) in servers.unwrap_or_default() {
+            builder = builder.server(p, s);
+        }
         let sub = py
             .detach(move || builder.start())
             .map_err(|e| errors::to_py(py, e))?;
@@ -82,6 +92,13 @@ impl SubscriberCore {
     /// State, view, connections and counters now.
     fn stats(&self, py: Python<'_>) -> PyResult<crate::stats::SubscriberStats> {
         self.with(py, |s| s.stats().into())
+    }
+
+    /// Every configured server's status, in configuration order.
+    #[getter]
+    fn servers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let servers = self.with(py, |s| s.servers())?;
+        PyList::new(py, servers.iter().map(SubscribedServer::from))
     }
 
     /// Snapshots fetched after the first one (gaps, new epochs, digest mismatches).

@@ -12,9 +12,10 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use gopherdiscovery::merge::Merge;
 use gopherdiscovery::{
-    fetch_snapshot, Client, Error, Limits, Member, Server, State, Subscriber, Update,
-    DEFAULT_EVICT_AFTER, DEFAULT_INTERVAL, DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL,
+    fetch_snapshot, Client, Error, Limits, Member, Server, State, SubscribedServer, Subscriber,
+    Update, DEFAULT_EVICT_AFTER, DEFAULT_INTERVAL, DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL,
     DEFAULT_SURVEY_URL,
 };
 
@@ -295,7 +296,9 @@ fn json_update(u: &Update) -> String {
         json_metadata(&mut o, &e.member.metadata);
         let _ = write!(o, ",\"incarnation\":{}}}", json_id(e.member.incarnation));
     }
-    o.push_str("]}");
+    o.push(']');
+    json_servers(&mut o, u.live_servers, &u.servers);
+    o.push('}');
     o
 }
 
@@ -334,6 +337,9 @@ fn text_update(u: &Update) -> String {
             printable(&u.peers.join(",")).into_owned()
         }
     );
+    if u.servers.len() > 1 {
+        let _ = write!(line, " servers={}/{}", u.live_servers, u.servers.len());
+    }
     if u.snapshot {
         line.push_str(" (snapshot)");
     }
@@ -523,10 +529,31 @@ fn join(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
     Ok(())
 }
 
+/// The `--server PUBLISH_URL,SNAPSHOT_URL` options, in order (empty when none).
+fn servers(args: &Args) -> Result<Vec<(String, String)>, Fail> {
+    args.all("server")
+        .into_iter()
+        .map(|v| match v.split_once(',') {
+            Some((p, s)) if !p.is_empty() && !s.is_empty() && !s.contains(',') => {
+                Ok((p.to_string(), s.to_string()))
+            }
+            _ => Err(usage(format!(
+                "--server expects PUBLISH_URL,SNAPSHOT_URL, got {v:?}"
+            ))),
+        })
+        .collect()
+}
+
 fn watch(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
-    args.check_known(&["publish", "snapshot", "legacy", "json"])?;
+    args.check_known(&["publish", "snapshot", "legacy", "json", "server"])?;
     let json = args.has("json");
     let legacy = args.has("legacy");
+    let several = servers(args)?;
+    if !several.is_empty() && (legacy || args.has("publish") || args.has("snapshot")) {
+        return Err(usage(
+            "--server excludes --publish, --snapshot and --legacy (a legacy publisher can only be the single server)",
+        ));
+    }
     if legacy && args.one("snapshot")?.is_some() {
         return Err(usage("--legacy and --snapshot exclude each other (a legacy publisher has no snapshot socket)"));
     }
@@ -541,44 +568,48 @@ fn watch(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
     let publish = args
         .one("publish")?
         .unwrap_or_else(|| DEFAULT_PUBLISH_URL.into());
-    let sub = Subscriber::builder()
-        .publish(publish.clone())
-        .snapshot(snapshot.clone())
-        .on_update(move |u| print_line(&if json { json_update(u) } else { text_update(u) }))
-        .start()?;
-    let sub = std::sync::Arc::new(sub);
-    report_unreachable(&sub, publish.clone(), snapshot.clone());
+    let mut builder = Subscriber::builder()
+        .publish(publish)
+        .snapshot(snapshot)
+        .on_update(move |u| print_line(&if json { json_update(u) } else { text_update(u) }));
+    for (p, s) in several {
+        builder = builder.server(p, s);
+    }
+    let sub = std::sync::Arc::new(builder.start()?);
+    report_unreachable(&sub);
     let sig = wait_for_signal(signals);
     log::info!("signal {sig}: stopping");
     drop(sub);
     Ok(())
 }
 
-/// Warns (on stderr, from a thread of its own) while `watch` cannot reach its URLs:
-/// after 3 s without a connection or without a first view; it keeps trying.
-fn report_unreachable(sub: &std::sync::Arc<Subscriber>, publish: String, snapshot: Option<String>) {
+/// Warns (on stderr, from a thread of its own) while `watch` cannot reach a
+/// server: after 3 s without a connection or without a first view; it keeps trying.
+fn report_unreachable(sub: &std::sync::Arc<Subscriber>) {
     let watched = std::sync::Arc::downgrade(sub);
     std::thread::spawn(move || {
         let patience = 3 * DEFAULT_INTERVAL;
         let mut since = Instant::now();
         let mut warned = false;
         while let Some(s) = watched.upgrade() {
-            let st = s.stats();
+            let servers = s.servers();
             drop(s);
             let mut missing = Vec::new();
-            if st.publish_connections == 0 {
-                missing.push(format!("publish {publish}"));
-            }
-            if let Some(url) = &snapshot {
-                if st.snapshot_connections == 0 {
-                    missing.push(format!("snapshot {url}"));
-                } else if st.state == State::Syncing {
-                    missing.push(format!("a snapshot from {url}"));
+            for srv in &servers {
+                if srv.publish_connections == 0 {
+                    missing.push(format!("publish {}", srv.publish));
+                }
+                if let Some(url) = &srv.snapshot {
+                    if srv.snapshot_connections == 0 {
+                        missing.push(format!("snapshot {url}"));
+                    } else if srv.state == State::Syncing {
+                        missing.push(format!("a snapshot from {url}"));
+                    }
                 }
             }
             if missing.is_empty() {
                 if warned {
-                    log::warn!("reached the server again ({publish})");
+                    log::warn!("reached the servers again");
                 }
                 warned = false;
                 since = Instant::now();
@@ -596,13 +627,20 @@ fn report_unreachable(sub: &std::sync::Arc<Subscriber>, publish: String, snapsho
 }
 
 fn members(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
-    args.check_known(&["snapshot", "timeout", "json"])?;
+    args.check_known(&["snapshot", "timeout", "json", "server"])?;
     // The fetch blocks up to --timeout; a signal ends the process at once, with 0.
     let set = *signals;
     std::thread::spawn(move || {
         wait_for_signal(&set);
         std::process::exit(0);
     });
+    let several = servers(args)?;
+    if !several.is_empty() {
+        if args.has("snapshot") {
+            return Err(usage("--server excludes --snapshot"));
+        }
+        return members_merged(args, &several);
+    }
     let url = args
         .one("snapshot")?
         .unwrap_or_else(|| DEFAULT_SNAPSHOT_URL.into());
@@ -630,6 +668,120 @@ fn members(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
         }
     }
     Ok(())
+}
+
+/// `members --server P,S …`: every server's snapshot, fetched in parallel, merged
+/// as a subscriber merges them; fails only when no server answered.
+fn members_merged(args: &Args, several: &[(String, String)]) -> Result<(), Fail> {
+    let timeout = millis(args, "timeout", 3000)?;
+    if timeout.is_zero() {
+        return Err(usage("--timeout must be greater than zero"));
+    }
+    let fetches: Vec<_> = several
+        .iter()
+        .map(|(_, url)| {
+            let url = url.clone();
+            std::thread::spawn(move || fetch_snapshot(&url, timeout, &Limits::default()))
+        })
+        .collect();
+    let mut merge = Merge::new(several.len());
+    for (i, f) in fetches.into_iter().enumerate() {
+        let url = &several[i].1;
+        match f.join().unwrap_or(Err(Error::Closed)) {
+            Ok(snap) => {
+                let mut src = merge.source(i);
+                src.set_warming(snap.warming);
+                if let Err(e) = src.apply_snapshot(snap) {
+                    log::warn!("bad snapshot from {url}: {e:?}");
+                    continue;
+                }
+                src.set_state(State::Live);
+            }
+            Err(e) => log::warn!("no snapshot from {url}: {e}"),
+        }
+    }
+    if merge.live() == 0 {
+        return Err(Fail(
+            1,
+            format!(
+                "no snapshot from any server within {} ms",
+                timeout.as_millis()
+            ),
+        ));
+    }
+    let members: Vec<Member> = merge.view().members().cloned().collect();
+    if args.has("json") {
+        let first = (0..merge.servers())
+            .find(|&i| merge.state(i) == State::Live)
+            .unwrap_or(0);
+        let (epoch, seq) = merge.replica(first).position();
+        let mut o = json_snapshot(epoch, seq, merge.view().digest(), &members);
+        o.pop(); // the closing brace: the servers block follows
+        let servers: Vec<SubscribedServer> = several
+            .iter()
+            .enumerate()
+            .map(|(i, (publish, snapshot))| {
+                let (epoch, seq) = merge.replica(i).position();
+                SubscribedServer {
+                    publish: publish.clone(),
+                    snapshot: Some(snapshot.clone()),
+                    epoch,
+                    seq,
+                    // No answer within the timeout: no live server vouches for it.
+                    state: match merge.state(i) {
+                        State::Live => State::Live,
+                        _ => State::Stale,
+                    },
+                    warming: merge.warming(i),
+                    members: merge.replica(i).len(),
+                    publish_connections: 0,
+                    snapshot_connections: u64::from(merge.state(i) == State::Live),
+                    last_publication_age: None,
+                    publications: 0,
+                    resyncs: 0,
+                }
+            })
+            .collect();
+        json_servers(&mut o, merge.live(), &servers);
+        o.push('}');
+        print_line(&o);
+    } else {
+        for line in members_table(&members) {
+            print_line(&line);
+        }
+    }
+    Ok(())
+}
+
+/// `,"live_servers":n,"configured_servers":m,"servers":[…]`, the servers block of
+/// `watch --json` and `members --json`.
+fn json_servers(o: &mut String, live: usize, servers: &[SubscribedServer]) {
+    let _ = write!(
+        o,
+        ",\"live_servers\":{live},\"configured_servers\":{},\"servers\":[",
+        servers.len()
+    );
+    for (i, s) in servers.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        o.push_str("{\"publish\":");
+        json_str(o, &s.publish);
+        o.push_str(",\"snapshot\":");
+        match &s.snapshot {
+            Some(u) => json_str(o, u),
+            None => o.push_str("null"),
+        }
+        let _ = write!(
+            o,
+            ",\"epoch\":{},\"seq\":{},\"state\":\"{}\",\"warming\":{}}}",
+            json_id(s.epoch),
+            s.seq,
+            s.state.as_str(),
+            s.warming
+        );
+    }
+    o.push(']');
 }
 
 /// `members` as an aligned table: NAME, INCARNATION, STATUS, METADATA. Every

@@ -30,10 +30,12 @@
 
 mod client;
 mod server;
+mod servers;
 mod subscriber;
 
 pub use client::*;
 pub use server::*;
+pub use servers::*;
 pub use subscriber::*;
 
 use std::cell::RefCell;

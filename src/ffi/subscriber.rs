@@ -134,6 +134,15 @@ pub struct gd_subscriber_options {
     pub on_event: gd_event_cb,
     /// Passed to `on_peers` and `on_event`; the library never reads it.
     pub user: *mut c_void,
+    /// Several servers to merge (docs/PROTOCOL.md, "Several servers"): `servers_count`
+    /// (publish, snapshot) URL pairs, copied during the call; NULL with a count of
+    /// 0 (the default): the one server of `publish` and `snapshot`. When set,
+    /// `publish`, `snapshot` and `legacy` must be left unset. The view holds a
+    /// member while some live server does; the state is stale only when no
+    /// server is live. See `gd_subscriber_servers`.
+    pub servers: *const super::gd_server_urls,
+    /// Number of pairs at `servers`.
+    pub servers_count: usize,
 }
 
 // SAFETY: `repr(C)`, starts with `struct_size: usize`; the other fields are
@@ -152,6 +161,8 @@ unsafe impl SizedOptions for gd_subscriber_options {
             on_peers: None,
             on_event: None,
             user: std::ptr::null_mut(),
+            servers: std::ptr::null(),
+            servers_count: 0,
         }
     }
 }
@@ -424,20 +435,35 @@ impl gd_subscriber {
             (true, None) => None,
             (false, s) => Some(s.unwrap_or(DEFAULT_SNAPSHOT_URL).to_owned()),
         };
+        // SAFETY: our contract covers `servers` as `read_servers` needs it.
+        let servers = unsafe { super::servers::read_servers(o.servers, o.servers_count) }?;
+        if !servers.is_empty() && (!o.publish.is_null() || !o.snapshot.is_null() || o.legacy != 0) {
+            return Err(Fail::invalid(
+                "servers excludes publish, snapshot and legacy (a legacy publisher can only be the single server)",
+            ));
+        }
         let watch = Watch::new(&o);
         let w = watch.clone();
-        let sub = Subscriber::builder()
+        let mut builder = Subscriber::builder()
             .publish(publish)
             .snapshot(snapshot)
             .snapshot_timeout(Duration::from_millis(o.snapshot_timeout_ms.into()))
             .stale_after(o.stale_after)
-            .on_update(move |u| w.deliver(u))
-            .start()?;
+            .on_update(move |u| w.deliver(u));
+        for (p, s) in servers {
+            builder = builder.server(p, s);
+        }
+        let sub = builder.start()?;
         Ok(gd_subscriber {
             sub,
             watch,
             in_client,
         })
+    }
+
+    /// The subscriber behind the handle.
+    pub(crate) fn subscriber(&self) -> &Subscriber {
+        &self.sub
     }
 
     /// Lets callbacks run: called once the handle is stored in the caller's `*out`.

@@ -15,7 +15,7 @@ static const any_fn calls[] = {
     FN(gd_client_options_init), FN(gd_client_join), FN(gd_client_set_metadata),
     FN(gd_client_subscriber), FN(gd_client_close),
     FN(gd_subscriber_options_init), FN(gd_subscriber_open), FN(gd_subscriber_close),
-    FN(gd_on_peers), FN(gd_on_event), FN(gd_subscriber_peers), FN(gd_peer_list_free),
+    FN(gd_on_peers), FN(gd_on_event), FN(gd_subscriber_peers), FN(gd_peer_list_free), FN(gd_subscriber_servers), FN(gd_server_list_free),
     FN(gd_subscriber_state), FN(gd_subscriber_position),
     FN(gd_event_kind_str), FN(gd_reason_str), FN(gd_state_str),
 };

@@ -741,6 +741,98 @@ static void stats_fill_what_fits(void) {
     rec_destroy(&r);
 }
 
+/* Several servers: a subscriber merges them; gd_subscriber_servers reports each. */
+static gd_server_list *servers_when(gd_subscriber *sub, int (*ok)(const gd_server_list *)) {
+    gd_server_list *list = NULL;
+    long long end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        if (gd_subscriber_servers(sub, &list) != GD_OK)
+            return NULL;
+        if (ok(list) || now_ms() > end)
+            return list;
+        gd_server_list_free(list);
+        pause_ms(10);
+    }
+}
+
+static int both_live(const gd_server_list *l) { return l->live == 2; }
+static int second_stale(const gd_server_list *l) { return l->servers[1].state == GD_STATE_STALE; }
+
+static void two_servers_merged(void) {
+    struct mesh m1, m2;
+    struct recorder r;
+    gd_subscriber_options wo;
+    gd_subscriber *sub = NULL;
+    gd_client *c;
+    gd_server_urls urls[2];
+    gd_server_list *list;
+    gd_peer_list *peers = NULL;
+    const char *surveys[2];
+    gd_client_options co;
+
+    rec_init(&r);
+    CHECK_RC(mesh_start(&m1), GD_OK);
+    CHECK_RC(mesh_start(&m2), GD_OK);
+    urls[0].publish = m1.publish;
+    urls[0].snapshot = m1.snapshot;
+    urls[1].publish = m2.publish;
+    urls[1].snapshot = m2.snapshot;
+    gd_subscriber_options_init(&wo);
+    wo.servers = urls;
+    wo.servers_count = 2;
+    wo.stale_after = 3;
+    wo.on_peers = rec_peers;
+    wo.on_event = rec_event;
+    wo.user = &r;
+    /* servers excludes publish; a count without an array is refused. */
+    wo.publish = m1.publish;
+    CHECK_RC(gd_subscriber_open(&wo, &sub), GD_INVALID_OPTION);
+    wo.publish = NULL;
+    wo.servers = NULL;
+    CHECK_RC(gd_subscriber_open(&wo, &sub), GD_INVALID_OPTION);
+    wo.servers = urls;
+    CHECK_RC(gd_subscriber_open(&wo, &sub), GD_OK);
+    /* The pairs were copied: the caller's array may change now. */
+    urls[0].publish = urls[0].snapshot = urls[1].publish = urls[1].snapshot = "";
+
+    surveys[0] = m1.survey;
+    surveys[1] = m2.survey;
+    gd_client_options_init(&co);
+    co.name = "m";
+    co.surveys = surveys;
+    co.survey_count = 2;
+    CHECK_RC(gd_client_join(&co, &c), GD_OK);
+    WAIT_PEERS(&r, "m");
+    WAIT_EVENT(&r, "joined m none\n");
+
+    list = servers_when(sub, both_live);
+    CHECK(list != NULL && list->count == 2 && list->live == 2);
+    if (list) {
+        CHECK(strcmp(list->servers[0].publish, m1.publish) == 0);
+        CHECK(strcmp(list->servers[1].snapshot, m2.snapshot) == 0);
+        CHECK(list->servers[0].epoch != 0 && list->servers[1].epoch != 0);
+        CHECK(list->servers[0].epoch != list->servers[1].epoch);
+        CHECK(list->servers[0].state == GD_STATE_LIVE);
+        gd_server_list_free(list);
+    }
+    gd_server_list_free(NULL);
+
+    /* One server gone: it turns stale in the status; the member stays. */
+    CHECK_RC(gd_server_close(m2.server), GD_OK);
+    list = servers_when(sub, second_stale);
+    CHECK(list != NULL && list->servers[1].state == GD_STATE_STALE);
+    gd_server_list_free(list);
+    CHECK_RC(gd_subscriber_peers(sub, &peers), GD_OK);
+    CHECK(peers->count == 1 && strcmp(peers->names[0], "m") == 0);
+    gd_peer_list_free(peers);
+
+    CHECK_RC(gd_client_close(c), GD_OK);
+    WAIT_EVENT(&r, "left m closed\n");
+    CHECK_RC(gd_subscriber_close(sub), GD_OK);
+    CHECK_RC(gd_server_close(m1.server), GD_OK);
+    rec_destroy(&r);
+}
+
 int main(void) {
     if (setup() != 0) return 1;
     RUN(version_and_strerror);
@@ -751,6 +843,7 @@ int main(void) {
     RUN(invalid_values_give_documented_codes);
     RUN(set_metadata_checks_its_input);
     RUN(members_join_and_leave_with_events);
+    RUN(two_servers_merged);
     RUN(join_leave_cycles);
     RUN(callback_reads_peers_and_sets_metadata);
     RUN(callback_closing_its_own_handle_is_refused);

@@ -55,6 +55,7 @@ from ._gopherdiscovery import (
     ProtocolError,
     Server,
     ServerStats,
+    SubscribedServer,
     ServerUrls,
     SubscriberStats,
     SurveyUrlStats,
@@ -88,6 +89,7 @@ __all__ = [
     "ProtocolError",
     "Server",
     "ServerStats",
+    "SubscribedServer",
     "ServerUrls",
     "State",
     "Subscriber",
@@ -426,6 +428,14 @@ class _Watching:
         """State, view, connections and counters of the subscriber now."""
         return self._sub().stats()
 
+    @property
+    def servers(self) -> list[SubscribedServer]:
+        """Every configured server's status, in configuration order: publish and
+        snapshot URLs, epoch, seq, state, warming, members, last publication age
+        (seconds), resyncs. With several servers the view is their merge; the
+        state is "stale" only when no server is live."""
+        return self._sub().servers
+
     def _dispatch(self) -> _Dispatcher:
         sub = self._sub()
         with self._lock:
@@ -499,10 +509,23 @@ class _Watching:
             pass
 
 
+def _servers(servers: Optional[Sequence[tuple[str, str]]]) -> Optional[list[tuple[str, str]]]:
+    return None if servers is None else [(p, s) for p, s in servers]
+
+
+def _check_servers(servers: Optional[Sequence[tuple[str, str]]], one_server: bool) -> None:
+    if servers is not None and (one_server or len(servers) == 0):
+        raise InvalidOptionError(
+            "invalid option servers: give at least one (publish, snapshot) pair, and not with publish= or snapshot="
+        )
+
+
 class Subscriber(_Watching):
     """Keeps a copy of the member set: subscribes to ``publish``, fetches a snapshot
     from ``snapshot`` (None: a legacy publisher, every message is the full list),
-    then applies every change.
+    then applies every change. With ``servers=[(publish, snapshot), ...]`` it
+    follows every server and merges them: a member is in the view while some live
+    server holds it (``servers`` excludes ``publish`` and ``snapshot``).
 
     Read it with ``peers``, ``members`` and ``state``; follow it with ``on_peers``,
     ``on_event``, ``changes()``, ``changes_async()`` or ``wait_for()``. ``close()`` (or
@@ -514,10 +537,13 @@ class Subscriber(_Watching):
         self,
         publish: str = DEFAULT_PUBLISH_URL,
         snapshot: Optional[str] = DEFAULT_SNAPSHOT_URL,
+        *,
+        servers: Optional[Sequence[tuple[str, str]]] = None,
     ) -> None:
         self._init_watching(None)
-        self._subscriber = _ext.SubscriberCore(publish, snapshot)
-        self._publish = publish
+        _check_servers(servers, publish != DEFAULT_PUBLISH_URL or snapshot != DEFAULT_SNAPSHOT_URL)
+        self._subscriber = _ext.SubscriberCore(publish, snapshot, _servers(servers))
+        self._publish = servers[0][0] if servers else publish
 
     @property
     def closed(self) -> bool:
@@ -555,7 +581,7 @@ class Client(_Watching):
     ``"http://10.0.0.1:8080"``) and ``metadata`` (str to str). ``service=`` is
     accepted as an alias of ``name``.
 
-    With ``publish=`` (and ``snapshot=``, as for ``Subscriber``) it also watches the
+    With ``publish=`` (and ``snapshot=``), or ``servers=``, as for ``Subscriber``, it also watches the
     member set and offers everything a ``Subscriber`` does. ``close()`` (or the end
     of a ``with`` block) leaves: servers see the member go at once (reason "closed").
     """
@@ -569,6 +595,7 @@ class Client(_Watching):
         publish: Optional[str] = None,
         snapshot: Optional[str] = DEFAULT_SNAPSHOT_URL,
         service: Optional[str] = None,
+        servers: Optional[Sequence[tuple[str, str]]] = None,
     ) -> None:
         self._init_watching(None)
         if (name is None) == (service is None):
@@ -577,10 +604,13 @@ class Client(_Watching):
             )
         service = name if name is not None else service
         assert service is not None
+        _check_servers(servers, publish is not None or snapshot != DEFAULT_SNAPSHOT_URL)
         if publish is None and snapshot != DEFAULT_SNAPSHOT_URL:
             raise InvalidOptionError("invalid option snapshot: given without publish; pass publish= too to watch")
         self._service = service
-        if publish is not None:
+        if servers:
+            self._subscriber = _ext.SubscriberCore(servers=_servers(servers))
+        elif publish is not None:
             self._subscriber = _ext.SubscriberCore(publish, snapshot)
         try:
             self._client = _ext.ClientCore(service, survey, metadata)

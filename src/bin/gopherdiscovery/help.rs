@@ -98,9 +98,14 @@ when it cannot reach its URLs (and keeps trying).
 options:
   --publish URL    the server's publish URL (default {DEFAULT_PUBLISH_URL})
   --snapshot URL   the server's snapshot URL (default {DEFAULT_SNAPSHOT_URL})
+  --server PUBLISH_URL,SNAPSHOT_URL
+                   a server to merge; repeat for each server (instead of
+                   --publish and --snapshot). The view holds a member while
+                   some live server does; stale only when no server is live
   --legacy         the publisher is an original Go server (no snapshot socket)
   --json           one JSON object per line; epoch and incarnation are
-                   16-digit hex strings
+                   16-digit hex strings; live_servers, configured_servers and
+                   servers (publish, snapshot, epoch, seq, state, warming)
 "
         ),
         "members" => format!(
@@ -111,9 +116,13 @@ Prints the member set once, as a table (NAME, INCARNATION, STATUS, METADATA).
 
 options:
   --snapshot URL   the server's snapshot URL (default {DEFAULT_SNAPSHOT_URL})
+  --server PUBLISH_URL,SNAPSHOT_URL
+                   a server to merge; repeat for each server (instead of
+                   --snapshot); fails only when no server answers
   --timeout MS     how long to wait for the snapshot (default 3000)
   --json           one JSON object; epoch, digest and incarnation are
-                   16-digit hex strings
+                   16-digit hex strings; with --server, also live_servers,
+                   configured_servers and servers as in watch --json
 "
         ),
         _ => return None,

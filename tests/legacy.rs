@@ -199,7 +199,12 @@ fn an_early_survey_goes_only_to_the_connection_that_has_not_announced() {
         s.dial(&dir.url("survey")).unwrap();
         s
     };
-    // A connects and is surveyed early (or by a regular survey, if one came first).
+    // The first regular survey (to nobody) goes out before A connects, so A's
+    // connection is new to the loop and A is surveyed early, alone; without this
+    // wait, A's connection could race that survey and A's early survey could come
+    // late enough to be batched with B's.
+    wait_until("the first regular survey", || server.stats().surveys >= 1);
+    // A connects and is surveyed early.
     let a = connect();
     let first_a = rounds_until(&a, None)[0];
     // B connects later: its early survey has a round of its own...

@@ -44,7 +44,8 @@ test-c: venv
 test-python: venv
 	bash python/run-tests.sh
 
-## A server, three members and a watcher on loopback: joins, a killed member leaves.
+## Two servers, three members answering both, a watcher merging both: a killed server
+## moves nothing, a killed member leaves once, the restarted server moves nothing.
 demo: build
 	bash examples/demo.sh
 

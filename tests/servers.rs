@@ -302,3 +302,237 @@ fn cli_a_restarted_server_moves_nothing_and_with_both_dead_the_view_freezes() {
         .collect();
     assert!(no_events(&seen), "{seen:#?}");
 }
+
+/// The events of the JSON lines `lines`, as (kind, name, reason).
+fn json_events(lines: &[serde_json::Value]) -> Vec<(String, String, Option<String>)> {
+    lines
+        .iter()
+        .flat_map(|v| v["events"].as_array().unwrap().iter())
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["name"].as_str().unwrap().to_string(),
+                e["reason"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn ev(kind: &str, name: &str, reason: Option<&str>) -> (String, String, Option<String>) {
+    (kind.into(), name.into(), reason.map(str::to_string))
+}
+
+/// The watcher's lines from `mark` on, parsed.
+fn seen_since(w: &Proc, mark: usize) -> Vec<serde_json::Value> {
+    w.seen[mark..]
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Two servers, members `names` answering both, a watcher merging both that has
+/// seen all of them at both servers.
+fn two_servers_with(
+    tag: &str,
+    extra: &[&str],
+    names: &[&str],
+) -> (Scratch, Scratch, Proc, Proc, Vec<Proc>, Proc) {
+    let (d1, d2) = (
+        Scratch::new(&format!("{tag}-a")),
+        Scratch::new(&format!("{tag}-b")),
+    );
+    // `extra` replaces FAST's --evict-after when it names one.
+    let args: Vec<&str> = if extra.is_empty() {
+        FAST.to_vec()
+    } else {
+        FAST[..4].iter().chain(extra).copied().collect()
+    };
+    let s1 = serve(&d1, &args);
+    let s2 = serve(&d2, &args);
+    let members = names.iter().map(|n| member(&[&d1, &d2], n)).collect();
+    let mut w = watch_both(&[&d1, &d2]);
+    let want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    w.json_where("every member at both servers", |v| {
+        peers(v) == want && v["live_servers"] == 2
+    });
+    (d1, d2, s1, s2, members, w)
+}
+
+#[test]
+fn cli_a_stopped_member_leaves_once_by_timeout_and_joins_once_when_continued() {
+    let (_d1, _d2, _s1, _s2, m, mut w) = two_servers_with("stop", &[], &["a", "b"]);
+    let mark = w.seen.len();
+    // Both servers evict it (each on its own rounds): one merged `left timeout`.
+    m[1].signal(libc::SIGSTOP);
+    let v = w.json_where("b leaving", |v| has_event(v, "left", "b", Some("timeout")));
+    assert_eq!(peers(&v), ["a"]);
+    let quiet = lines_within(&mut w, 5 * 200);
+    assert!(no_events(&quiet), "more events after b left: {quiet:#?}");
+    // Both servers take it back: one merged `joined`.
+    let mark2 = w.seen.len();
+    m[1].signal(libc::SIGCONT);
+    let v = w.json_where("b back", |v| has_event(v, "joined", "b", None));
+    assert_eq!(peers(&v), ["a", "b"]);
+    let quiet = lines_within(&mut w, 5 * 200);
+    assert!(
+        no_events(&quiet),
+        "more events after b came back: {quiet:#?}"
+    );
+    assert_eq!(
+        json_events(&seen_since(&w, mark)),
+        [ev("left", "b", Some("timeout")), ev("joined", "b", None)],
+        "{:#?}",
+        &w.seen[mark2..]
+    );
+}
+
+#[test]
+fn cli_a_restarted_member_is_one_restarted_pair() {
+    // A slow eviction, so the old process (stopped, its connections open) is still
+    // a member at both servers when the new one, same name, answers them: the
+    // restart is seen as a new incarnation, not as a leave and a join.
+    let (d1, d2, _s1, _s2, mut m, mut w) =
+        two_servers_with("restart", &["--evict-after", "50"], &["a", "b"]);
+    let mark = w.seen.len();
+    m[1].signal(libc::SIGSTOP);
+    let fresh = member(&[&d1, &d2], "b");
+    let v = w.json_where("b restarted", |v| {
+        has_event(v, "joined", "b", Some("restarted"))
+    });
+    assert_eq!(peers(&v), ["a", "b"]);
+    // The old process dies: its connections were not the latest of "b" anywhere.
+    m[1].signal(libc::SIGKILL);
+    let quiet = lines_within(&mut w, 5 * 200);
+    assert!(
+        no_events(&quiet),
+        "more events after the restart: {quiet:#?}"
+    );
+    assert_eq!(
+        json_events(&seen_since(&w, mark)),
+        [
+            ev("left", "b", Some("restarted")),
+            ev("joined", "b", Some("restarted"))
+        ]
+    );
+    let joined = seen_since(&w, mark)
+        .into_iter()
+        .find(|v| has_event(v, "joined", "b", Some("restarted")))
+        .unwrap();
+    let ids: Vec<u64> = joined["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| hex_id(&e["incarnation"]))
+        .collect();
+    assert!(
+        ids[0] < ids[1],
+        "the new incarnation is the greater: {ids:?}"
+    );
+    m.push(fresh);
+}
+
+#[test]
+fn cli_a_metadata_change_is_one_updated() {
+    let (d1, d2, _s1, _s2, _m, mut w) = two_servers_with("meta", &[], &["a"]);
+    // A Rust client answering both CLI servers; the CLI `join` cannot change its
+    // metadata while running.
+    let client = gopherdiscovery::Client::builder("z")
+        .survey(d1.url("survey"))
+        .survey(d2.url("survey"))
+        .meta("v", "1")
+        .start()
+        .unwrap();
+    w.json_where("z at both servers", |v| {
+        peers(v) == ["a", "z"]
+            && v["servers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["state"] == "live")
+    });
+    let quiet = lines_within(&mut w, 5 * 200);
+    assert!(no_events(&quiet), "{quiet:#?}");
+    let mark = w.seen.len();
+    let mut md = gopherdiscovery::Metadata::new();
+    md.insert("v".into(), "2".into());
+    client.set_metadata(md).unwrap();
+    let v = w.json_where("z updated", |v| has_event(v, "updated", "z", None));
+    let e = &v["events"][0];
+    assert_eq!(e["metadata"]["v"], "2", "{v}");
+    let quiet = lines_within(&mut w, 5 * 200);
+    assert!(
+        no_events(&quiet),
+        "more events after the update: {quiet:#?}"
+    );
+    assert_eq!(
+        json_events(&seen_since(&w, mark)),
+        [ev("updated", "z", None)]
+    );
+}
+
+#[test]
+fn cli_both_servers_dead_then_one_back_nothing_leaves_before_its_warming_ends() {
+    let (d1, _d2, s1, s2, mut m, mut w) = two_servers_with("warm", &[], &["a", "b"]);
+    s1.signal(libc::SIGKILL);
+    s2.signal(libc::SIGKILL);
+    let v = w.json_where("stale", |v| v["state"] == "stale");
+    assert_eq!(peers(&v), ["a", "b"]);
+    // b dies while no server sees it; server 1 comes back on the same URLs.
+    m[1].signal(libc::SIGKILL);
+    let _ = m[1].child.wait();
+    let mark = w.seen.len();
+    drop(s1);
+    let _s1 = serve(&d1, FAST);
+    // Warming, server 1 knows only a: b stays in the view until the warming ends,
+    // then leaves once.
+    let v = w.json_where("b leaving", |v| {
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "left" && e["name"] == "b")
+    });
+    assert_eq!(peers(&v), ["a"]);
+    assert_eq!(v["servers"][0]["warming"], false, "{v}");
+    let quiet = lines_within(&mut w, 5 * 200);
+    let seen = seen_since(&w, mark);
+    for l in &seen {
+        if l["servers"][0]["warming"] == true {
+            assert!(
+                no_events(std::slice::from_ref(l)),
+                "an event during warming: {l}"
+            );
+        }
+    }
+    assert!(no_events(&quiet), "{quiet:#?}");
+    assert_eq!(json_events(&seen), [ev("left", "b", None)], "{seen:#?}");
+    assert!(seen
+        .iter()
+        .any(|l| l["servers"][0]["warming"] == true && l["servers"][0]["state"] == "live"));
+}
+
+#[test]
+fn cli_one_server_restarted_under_live_members_is_no_leave_join_burst() {
+    let d = Scratch::new("single");
+    let s = serve(&d, FAST);
+    let _m: Vec<Proc> = ["a", "b", "c"].iter().map(|n| member(&[&d], n)).collect();
+    let mut w = watch(&d);
+    w.json_where("a, b, c", |v| peers(v) == ["a", "b", "c"]);
+    let mark = w.seen.len();
+    s.signal(libc::SIGKILL);
+    w.json_where("stale", |v| v["state"] == "stale");
+    drop(s);
+    let _s = serve(&d, FAST);
+    let epoch = w.json_where("live again", |v| v["state"] == "live")["epoch"].clone();
+    // A warming end moves nothing, so it prints no line: listen past it (warming is
+    // evict_after x interval + deadline = 700 ms) and 5 intervals more.
+    let quiet = lines_within(&mut w, 700 + 5 * 200);
+    let seen = seen_since(&w, mark);
+    assert!(
+        no_events(&seen),
+        "a server restart moved the view: {seen:#?}"
+    );
+    assert!(no_events(&quiet), "{quiet:#?}");
+    assert!(seen.iter().all(|v| peers(v) == ["a", "b", "c"]));
+    assert!(quiet.iter().all(|v| v["epoch"] == epoch), "{quiet:#?}");
+}

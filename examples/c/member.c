@@ -1,9 +1,10 @@
 /*
  * A member that keeps a groupcache-style peer pool current, in C.
  *
- *     member NAME SURVEY_URL PUBLISH_URL SNAPSHOT_URL [KEY=VALUE]...
+ *     member NAME SURVEY_URL[,SURVEY_URL...] PUBLISH_URL SNAPSHOT_URL [KEY=VALUE]...
  *
- * Joins the mesh as NAME (with the metadata given) and watches it: on every
+ * Joins the mesh as NAME (with the metadata given), answering every server whose
+ * survey URL is in the comma-separated list, and watches it: on every
  * change of the member set it replaces its pool with the full sorted peer list
  * and prints "pool: NAME NAME ..." ("pool: -" when empty). Prints "joined NAME"
  * once it has joined; runs until SIGINT or SIGTERM, then leaves.
@@ -56,7 +57,8 @@ static int fail(const char *what) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: %s NAME SURVEY_URL PUBLISH_URL SNAPSHOT_URL [KEY=VALUE]...\n", argv[0]);
+        fprintf(stderr, "usage: %s NAME SURVEY_URL[,SURVEY_URL...] PUBLISH_URL SNAPSHOT_URL [KEY=VALUE]...\n",
+                argv[0]);
         return 2;
     }
     sigset_t stop;
@@ -88,12 +90,25 @@ int main(int argc, char **argv) {
     watch.on_peers = pool_set;
     watch.user = &pool;
 
-    const char *surveys[] = {argv[2]};
+    /* SURVEY_URL is a comma-separated list: split it in place. */
+    size_t n_surveys = 1;
+    for (const char *c = argv[2]; *c; c++) n_surveys += *c == ',';
+    const char **surveys = calloc(n_surveys, sizeof *surveys);
+    if (!surveys) {
+        free(meta);
+        return 1;
+    }
+    surveys[0] = argv[2];
+    for (size_t i = 1; i < n_surveys; i++) {
+        char *comma = strchr(surveys[i - 1], ',');
+        *comma = '\0';
+        surveys[i] = comma + 1;
+    }
     gd_client_options opts;
     gd_client_options_init(&opts);
     opts.name = argv[1];
     opts.surveys = surveys;
-    opts.survey_count = 1;
+    opts.survey_count = n_surveys;
     opts.metadata = meta;
     opts.metadata_count = n_meta;
     opts.watch = &watch;
@@ -101,9 +116,11 @@ int main(int argc, char **argv) {
     gd_client *client = NULL; /* written only on success */
     if (gd_client_join(&opts, &client) != GD_OK) {
         free(meta);
+        free(surveys);
         return fail("join"); /* nothing to close: client was never set */
     }
     free(meta); /* read during gd_client_join only */
+    free(surveys);
     printf("joined %s\n", argv[1]);
     fflush(stdout);
 

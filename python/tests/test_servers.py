@@ -54,7 +54,12 @@ def test_two_servers_merged_and_one_killed(children: Children, url: Callable[[st
         assert [s.snapshot for s in servers] == [snap1, snap2]
         assert all(s.epoch != 0 for s in servers) and servers[0].epoch != servers[1].epoch
         assert isinstance(servers[0].warming, bool) and "SubscribedServer(" in repr(servers[0])
+        # One joined event per member (replayed or live), on the dispatcher thread:
+        # wait for all three before counting, so none lands after the count.
+        for name in everyone:
+            events.wait_for(event_is("joined", name), what=f"{name} joining")
         joined = len(events.items)
+        assert joined == 3, events.items
 
         s2.proc.send_signal(signal.SIGKILL)
         eventually(lambda: sub.servers[1].state == "stale", what="server 2 stale")

@@ -34,9 +34,12 @@ pub fn member_name(port: u32) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// `survey` may list several servers' survey URLs, comma-separated: the client
+/// answers every one of them.
 fn client(survey: &str, name: String) -> Client {
-    Client::builder(name)
-        .survey(survey)
+    survey
+        .split(',')
+        .fold(Client::builder(name), |b, url| b.survey(url))
         .meta("zone", "a")
         .start()
         .unwrap_or_else(|e| fail(&format!("child: client start failed: {e}")))
@@ -100,7 +103,7 @@ pub fn server(args: &[String]) -> ! {
 /// Clients a member host starts at once.
 const HOST_BATCH: u32 = 50;
 
-/// `--child-host SURVEY FIRST_PORT COUNT`: starts COUNT clients named after ports
+/// `--child-host SURVEY[,SURVEY..] FIRST_PORT COUNT`: starts COUNT clients named after ports
 /// FIRST_PORT.., prints `up T_BEFORE_FIRST_START T_ALL_CONNECTED` (monotonic ns).
 pub fn host(args: &[String]) -> ! {
     let _ = gopherdiscovery::raise_fd_limit();

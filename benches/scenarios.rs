@@ -12,7 +12,7 @@
 //! subscriber's update handler stamps when it saw the change.
 //!
 //! Usage: `scenarios [quick|full] [--ns 10,100,1000,10000] [--subs S] [--samples K]
-//!         [--duration SOAK_SECONDS] [--skip churn,soak,...] [--out DIR]`
+//!         [--duration SOAK_SECONDS] [--skip churn,twoservers,soak,...] [--out DIR]`
 
 mod child;
 mod util;
@@ -34,6 +34,7 @@ use util::*;
 const BULK_PORT: u32 = 10_000;
 const VICTIM_PORT: u32 = 40_000;
 const STOP_PORT: u32 = 50_000;
+const TWO_VICTIM_PORT: u32 = 60_000;
 const MEMBERS_PER_HOST: usize = 1_000;
 /// A kill this soon after a regular survey lands in the burst of N answers.
 const ROUND_WINDOW_NS: u64 = 100_000_000;
@@ -144,7 +145,7 @@ impl Cfg {
                 "--skip" => c.skip = val(&a)?.split(',').map(str::to_string).collect(),
                 "--out" => c.out = Some(PathBuf::from(val(&a)?)),
                 "-h" | "--help" => {
-                    println!("usage: scenarios [quick|full] [--ns 10,100,1000,10000] [--subs S] [--samples K] [--duration SOAK_SECONDS] [--soak-n N] [--churn-secs S] [--skip steady,late,joinkill,stop,churn,soak] [--out DIR]");
+                    println!("usage: scenarios [quick|full] [--ns 10,100,1000,10000] [--subs S] [--samples K] [--duration SOAK_SECONDS] [--soak-n N] [--churn-secs S] [--skip steady,late,joinkill,stop,churn,twoservers,soak] [--out DIR]");
                     std::process::exit(0);
                 }
                 _ => return Err(format!("unknown argument {a:?} (try --help)")),
@@ -271,14 +272,28 @@ struct Subs {
 
 impl Subs {
     fn start(srv: &Srv, s: usize) -> Result<Subs, String> {
+        Subs::start_merged(&[srv], s)
+    }
+
+    /// Subscribers that merge every server of `srvs` (one server: its publish and
+    /// snapshot URLs as such; several: `SubscriberBuilder::server` for each).
+    fn start_merged(srvs: &[&Srv], s: usize) -> Result<Subs, String> {
         let t = Tracker::new(s);
         let mut subs = Vec::new();
         for i in 0..s {
             let cell: Arc<OnceLock<Weak<Subscriber>>> = Arc::new(OnceLock::new());
             let (c2, t2) = (cell.clone(), t.clone());
-            let sub = Subscriber::builder()
-                .publish(srv.publish.clone())
-                .snapshot(Some(srv.snapshot.clone()))
+            let mut b = Subscriber::builder();
+            if let [srv] = srvs {
+                b = b
+                    .publish(srv.publish.clone())
+                    .snapshot(Some(srv.snapshot.clone()));
+            } else {
+                for srv in srvs {
+                    b = b.server(srv.publish.clone(), srv.snapshot.clone());
+                }
+            }
+            let sub = b
                 .on_update(move |u| {
                     let now = now_ns();
                     let digest = if t2.logging.load(Relaxed) {
@@ -877,6 +892,167 @@ impl Bench {
         Ok(())
     }
 
+    /// Several servers: N members answer every one of `servers` servers (each in its
+    /// own process) and S subscribers merge them all. A member process joins, then
+    /// is killed with SIGKILL: the time until every subscriber has seen it leave,
+    /// and the delta bytes each subscriber receives per change, per server (one
+    /// tap on each server's publish URL). Run with 1 and with 2 servers to compare.
+    fn two_servers(&mut self, n: usize, servers: usize) -> Result<(), String> {
+        let quick = self.cfg.mode == "quick";
+        let samples = if quick { 3 } else { self.cfg.samples };
+        let mut srvs = Vec::new();
+        for _ in 0..servers {
+            srvs.push(Srv::start(&self.cfg)?);
+        }
+        let refs: Vec<&Srv> = srvs.iter().collect();
+        let subs = Subs::start_merged(&refs, self.cfg.subs)?;
+        let taps = srvs
+            .iter()
+            .map(|s| Tap::start(&s.publish))
+            .collect::<Result<Vec<_>, _>>()?;
+        let survey = srvs
+            .iter()
+            .map(|s| s.survey.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let bulk = n - 1;
+        self.note(&format!(
+            "twoservers N={n}: {bulk} members answering {servers} server(s)"
+        ));
+        let t0 = now_ns();
+        let give_up = t0 + self.cfg.setup_budget.as_nanos() as u64;
+        let hosts = start_hosts(&survey, BULK_PORT, bulk, give_up)?;
+        for s in &mut srvs {
+            if !s.wait_count(bulk, Duration::from_secs(60))? {
+                return Err(format!("a server has {} of {bulk} members", s.pos()?.1));
+            }
+        }
+        if !subs.wait_count(bulk, Duration::from_secs(60)) {
+            return Err("subscribers do not see every member".into());
+        }
+        let setup_ms = ms(now_ns() - t0);
+        std::thread::sleep(self.cfg.settle);
+        self.note(&format!(
+            "twoservers N={n} servers={servers}: {samples} join + kill -9 samples"
+        ));
+        let tap0: Vec<TapCounts> = taps.iter().map(Tap::get).collect();
+        let lefts0 = subs.t.m.lock().unwrap().lefts;
+        let (mut join, mut kill) = (Vec::new(), Vec::new());
+        let (mut join_to, mut kill_to, mut joined) = (0, 0, 0u64);
+        for k in 0..samples {
+            let port = TWO_VICTIM_PORT + k as u32;
+            let name = member_name(port);
+            let mut p = Proc::spawn(
+                format!("victim {k}"),
+                &[
+                    "--child-host".into(),
+                    survey.clone(),
+                    port.to_string(),
+                    "1".into(),
+                ],
+            )
+            .map_err(|e| format!("spawn victim: {e}"))?;
+            let t_start = parse_up(&p.line(Duration::from_secs(20))?)
+                .ok_or_else(|| format!("victim {k} said something odd"))?;
+            let mut seen = 0;
+            if !subs.t.wait(Duration::from_secs(10), |g| {
+                Tracker::all_joined(g, &name).map(|t| seen = t).is_some()
+            }) {
+                join_to += 1;
+                continue;
+            }
+            joined += 1;
+            join.push(ms(seen.saturating_sub(t_start)));
+            // Both servers hold it before the kill: else a kill could race the
+            // second server's join and be seen as a leave of one server only.
+            let end = now_ns() + 5_000_000_000;
+            for s in &mut srvs {
+                while s.pos()?.1 != bulk + 1 && now_ns() < end {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(self.rng.range(5, 30)));
+            let t_kill = now_ns();
+            p.signal(libc::SIGKILL);
+            if subs.t.wait(Duration::from_secs(10), |g| {
+                Tracker::all_left(g, &name).map(|t| seen = t).is_some()
+            }) {
+                kill.push(ms(seen.saturating_sub(t_kill)));
+            } else {
+                kill_to += 1;
+            }
+            p.reap();
+            for s in &mut srvs {
+                s.wait_count(bulk, Duration::from_secs(10))?;
+            }
+        }
+        // The merged view must say each leave once, per subscriber.
+        std::thread::sleep(Duration::from_millis(2 * self.cfg.interval_ms));
+        let lefts = subs.t.m.lock().unwrap().lefts - lefts0;
+        let expected_lefts = (joined - kill_to) * self.cfg.subs as u64;
+        let tap1: Vec<TapCounts> = taps.iter().map(Tap::get).collect();
+        subs.t.forget_names();
+        let series = format!("twoservers_{servers}_kill_ms");
+        self.raw.put(&series, n, kill.clone());
+        let mut j = summary(
+            Json::new("twoservers_kill9")
+                .n("n", n as f64)
+                .n("servers", servers as f64),
+            &kill,
+        )
+        .n("timeouts", kill_to as f64)
+        .n("join_timeouts", join_to as f64)
+        .n("join_p50_ms", pct(&sorted(join.clone()), 50.0))
+        .n("join_p99_ms", pct(&sorted(join), 99.0))
+        .n("lefts_per_sub", lefts as f64 / self.cfg.subs as f64)
+        .n(
+            "expected_lefts_per_sub",
+            expected_lefts as f64 / self.cfg.subs as f64,
+        )
+        .n("setup_ms", setup_ms);
+        // Bytes per change per subscriber: what each server's publish socket
+        // delivered (NNG's 8-byte TCP length prefix included), over the changes of
+        // one server; a merging subscriber receives the sum.
+        let (mut total, mut changes) = (0u64, 0u64);
+        for (i, (a, b)) in tap0.iter().zip(&tap1).enumerate() {
+            let msgs = b.delta_msgs - a.delta_msgs;
+            let bytes = b.delta_bytes - a.delta_bytes + 8 * msgs;
+            let events = b.delta_events - a.delta_events;
+            changes = changes.max(events);
+            total += bytes;
+            j = j
+                .n(&format!("server{i}_delta_bytes"), bytes as f64)
+                .n(&format!("server{i}_changes"), events as f64)
+                .n(
+                    &format!("server{i}_bytes_per_change_per_sub"),
+                    if events > 0 {
+                        bytes as f64 / events as f64
+                    } else {
+                        f64::NAN
+                    },
+                );
+        }
+        j = j.n("changes", changes as f64).n(
+            "bytes_per_change_per_sub",
+            if changes > 0 {
+                total as f64 / changes as f64
+            } else {
+                f64::NAN
+            },
+        );
+        self.emit(j);
+        if kill_to > 0 || join_to > 0 || lefts != expected_lefts {
+            self.failures.push(format!(
+                "twoservers N={n} servers={servers}: {join_to} join and {kill_to} leave timeouts, {lefts} lefts seen for {expected_lefts} expected"
+            ));
+        }
+        drop(hosts);
+        drop(taps);
+        drop(subs);
+        drop(srvs);
+        Ok(())
+    }
+
     /// Scenario 3: SIGSTOP a member process; time until every subscriber saw it
     /// evicted, against interval × evict_after + deadline.
     fn stop(&mut self, n: usize, subs: &Subs) -> Result<(), String> {
@@ -1421,6 +1597,32 @@ fn tables(results: &[Json]) -> String {
             f(j.num("resyncs"))
         ));
     }
+    let two = of("twoservers_kill9");
+    if !two.is_empty() {
+        o.push_str("\n**Several servers: members answer every server, subscribers merge them** (`kill -9` of a member process → every subscriber has seen it leave, ms; bytes per change per subscriber: what it receives from all servers together)\n\n| N | servers | samples | p50 | p99 | max | bytes per change per subscriber | per server |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        for j in two {
+            let k = j.num("servers").unwrap_or(0.0) as usize;
+            let per: Vec<String> = (0..k)
+                .map(|i| {
+                    format!(
+                        "{} B",
+                        f(j.num(&format!("server{i}_bytes_per_change_per_sub")))
+                    )
+                })
+                .collect();
+            o.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} B | {} |\n",
+                nl(j),
+                f(j.num("servers")),
+                f(j.num("samples")),
+                f(j.num("p50_ms")),
+                f(j.num("p99_ms")),
+                f(j.num("max_ms")),
+                f(j.num("bytes_per_change_per_sub")),
+                per.join(" + ")
+            ));
+        }
+    }
     // Targets.
     let at = |s: &str, n: f64, k: &str| -> Option<f64> {
         if incomplete.contains_key(&f(Some(n))) {
@@ -1509,6 +1711,24 @@ impl Bench {
             if let Err(e) = self.run_n(n) {
                 self.note(&format!("N={n} failed: {e}"));
                 self.failures.push(format!("N={n}: {e}"));
+            }
+        }
+        if !self.cfg.skip.contains("twoservers") {
+            // One N only: 20 in quick mode (a few samples, a few seconds), else the
+            // largest asked N up to 1,000 (two servers double every member's sockets).
+            let n = if self.cfg.mode == "quick" {
+                Some(20)
+            } else {
+                self.cfg.ns.iter().copied().filter(|&n| n <= 1000).max()
+            };
+            if let Some(n) = n {
+                for servers in [1, 2] {
+                    if let Err(e) = self.two_servers(n, servers) {
+                        self.note(&format!("twoservers N={n} servers={servers} failed: {e}"));
+                        self.failures
+                            .push(format!("twoservers N={n} servers={servers}: {e}"));
+                    }
+                }
             }
         }
         if !self.cfg.skip.contains("soak") && self.cfg.soak_secs > 0.0 {

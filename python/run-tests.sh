@@ -20,9 +20,10 @@ step() { printf '== python: %s\n' "$*"; }
 step "building the wheel (make wheel)"
 wheel=$root/$(bash scripts/wheel.sh)
 
-# The mixed-language test runs members from the Rust CLI.
-step "building the Rust CLI for the mixed-language test"
-cargo build --locked --quiet --bin gopherdiscovery
+# The mixed-language tests run members from the Rust CLI and C programs built
+# against the static library (cargo is not on the tests' PATH).
+step "building the Rust CLI and static library for the mixed-language tests"
+cargo build --locked --quiet --bin gopherdiscovery --lib
 
 step "a headless browser for the status-page test (scripts/chromium.sh)"
 bash scripts/chromium.sh

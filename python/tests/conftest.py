@@ -4,6 +4,7 @@ are always killed, and a recorder to wait on callbacks with a deadline."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,27 @@ import gopherdiscovery
 ROOT = Path(__file__).resolve().parents[2]
 # Every wait in these tests ends on a condition; this is only how long we give it.
 DEADLINE = 20.0
+
+
+def c_program(tmp_path: Path, source: str) -> Path:
+    """The C program ``source`` (relative to the repository) built with cc against the
+    Rust static library; skipped only when there is no C compiler. The library is
+    built by cargo when cargo is on PATH, else taken as python/run-tests.sh built it
+    (its tests run with neither cargo nor cmake on PATH)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip(f"no C compiler (cc/gcc) to build {source}")
+    lib = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug" / "libgopherdiscovery.a"
+    if shutil.which("cargo"):
+        subprocess.run(["cargo", "build", "--locked", "--quiet", "--lib"], cwd=ROOT, check=True)
+    assert lib.is_file(), f"{lib} is missing: run `cargo build --lib` in {ROOT} (python/run-tests.sh does)"
+    exe = tmp_path / Path(source).stem
+    subprocess.run(
+        [cc, "-std=c99", "-Wall", "-Werror", f"-I{ROOT}/include", str(ROOT / source), "-o", str(exe),
+         str(lib), "-lpthread", "-ldl", "-lm"],
+        check=True,
+    )
+    return exe
 
 
 def eventually(condition: Callable[[], Any], timeout: float = DEADLINE, what: str = "condition") -> Any:

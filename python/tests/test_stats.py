@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 import gopherdiscovery
-from conftest import ROOT, Children, eventually
+from conftest import Children, c_program, eventually
 
 
 def test_stats_are_typed_and_count(server: gopherdiscovery.Server, url: Callable[[str], str]) -> None:
@@ -39,25 +37,10 @@ def test_stats_are_typed_and_count(server: gopherdiscovery.Server, url: Callable
                 st.members = 2  # type: ignore[misc]
 
 
-def _stats_program(tmp_path: Path) -> Path:
-    """tests/c/stats.c built against the Rust library (cargo's cache makes it quick)."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler (cc/gcc) to build tests/c/stats.c")
-    subprocess.run(["cargo", "build", "--locked", "--quiet", "--lib"], cwd=ROOT, check=True)
-    exe = tmp_path / "stats"
-    subprocess.run(
-        [cc, "-std=c99", "-Wall", "-Werror", f"-I{ROOT}/include", str(ROOT / "tests/c/stats.c"), "-o", str(exe),
-         str(ROOT / "target/debug/libgopherdiscovery.a"), "-lpthread", "-ldl", "-lm"],
-        check=True,
-    )
-    return exe
-
-
 def test_stats_agree_across_c_and_python(
     server: gopherdiscovery.Server, children: Children, tmp_path: Path
 ) -> None:
-    exe = _stats_program(tmp_path)
+    exe = c_program(tmp_path, "tests/c/stats.c")
     with gopherdiscovery.Client("py-member", survey=server.urls.survey), gopherdiscovery.Subscriber(
         publish=server.urls.publish, snapshot=server.urls.snapshot
     ) as sub:

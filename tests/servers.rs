@@ -482,7 +482,20 @@ fn cli_both_servers_dead_then_one_back_nothing_leaves_before_its_warming_ends() 
     let _ = m[1].child.wait();
     let mark = w.seen.len();
     drop(s1);
-    let _s1 = serve(&d1, FAST);
+    // A long warming (20 × 200 ms + 100 ms): the watcher's dialers, whose back-off
+    // grew while both servers were down (up to 1 s), reconnect well within it, so
+    // the watcher sees server 1 live and warming before it stops warming.
+    let _s1 = serve(
+        &d1,
+        &[
+            "--interval",
+            "200",
+            "--deadline",
+            "100",
+            "--evict-after",
+            "20",
+        ],
+    );
     // Warming, server 1 knows only a: b stays in the view until the warming ends,
     // then leaves once.
     let v = w.json_where("b leaving", |v| {

@@ -49,10 +49,11 @@ const DEAD_PIPE_MAX: usize = 65_536;
 const ANSWER_QUEUE: usize = 1024;
 /// One warning line per cause at most this often.
 const WARN_GAP: Duration = Duration::from_secs(10);
-/// Default cap on concurrent connections per socket: well below the usual
-/// descriptor limits (the server raises its soft limit to the hard one, often
-/// 65,536 or more; 1,024 when the hard limit is that low).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default cap on concurrent connections per socket: above the 10,000 members the
+/// library is built for, below the usual descriptor limits (the server raises its
+/// soft limit to the hard one, often 65,536 or more; it warns at start when the
+/// limit is below this cap).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// Default cap on members per survey connection: a native client is one member;
 /// a legacy client answers one name. Raise it for a proxy answering for several.
 pub const DEFAULT_MAX_MEMBERS_PER_CONNECTION: usize = 1;
@@ -490,7 +491,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Most concurrent connections per socket (default 4096); one more is closed
+    /// Most concurrent connections per socket (default 16,384); one more is closed
     /// as it comes, counted `refused_connections`, with a warning at most every 10 s.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
@@ -771,8 +772,14 @@ impl Server {
 
     fn start(cfg: ServerBuilder) -> Result<Server> {
         cfg.validate()?;
-        if let Err(e) = net::raise_fd_limit() {
-            log::warn!("could not raise the open-file limit: {e}");
+        match net::raise_fd_limit() {
+            Err(e) => log::warn!("could not raise the open-file limit: {e}"),
+            Ok(limit) if limit < cfg.max_connections as u64 => log::warn!(
+                "the open-file limit ({limit}) is below max_connections ({}): members \
+                 beyond it cannot connect; raise the limit or lower max_connections",
+                cfg.max_connections
+            ),
+            Ok(_) => {}
         }
         let max_answer = wire::MAX_OVERHEAD + cfg.limits.max_name + cfg.limits.max_metadata;
         // Everything made from here on is torn down by `workers` on any early return.

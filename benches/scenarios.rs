@@ -742,16 +742,16 @@ impl Bench {
         )
         .ok()
         .map(|s| {
-            gopherdiscovery::wire::encode_snapshot(
-                s.epoch,
-                s.seq,
-                s.interval_ms,
-                s.warming,
-                s.digest,
-                s.members.len(),
-                &s.members,
-            )
-            .len() as f64
+            let head = gopherdiscovery::wire::SnapshotHead {
+                nonce: s.nonce,
+                epoch: s.epoch,
+                seq: s.seq,
+                counter: s.counter,
+                interval_ms: s.interval_ms,
+                warming: s.warming,
+                digest: s.digest,
+            };
+            gopherdiscovery::wire::encode_snapshot(&head, s.members.len(), &s.members).len() as f64
         });
         let mut lat = Vec::new();
         let mut timeouts = 0;

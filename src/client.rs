@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::auth::{Auth, AuthCell, AuthCounters, AuthMode, AuthStats, Keyring, Role};
 use crate::error::{Error, Result};
 use crate::member::{new_incarnation, Limits, Member, Metadata};
 use crate::net;
@@ -31,6 +32,7 @@ pub struct ClientBuilder {
     limits: Limits,
     reconnect_max: Duration,
     watch: Option<SubscriberBuilder>,
+    auth: Auth,
 }
 
 impl ClientBuilder {
@@ -57,6 +59,29 @@ impl ClientBuilder {
     /// Longest wait between reconnection attempts while a server is down (default 1 s).
     pub fn reconnect_max(mut self, d: Duration) -> Self {
         self.reconnect_max = d;
+        self
+    }
+    /// Answers only surveys that verify with the keyring and signs every answer
+    /// with its primary key (auth `required`, unless [`ClientBuilder::auth`] says
+    /// otherwise). A watching subscriber without a keyring of its own takes this one.
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.auth = self.auth.keyring(Some(keyring));
+        self
+    }
+    /// `off`, `permissive` or `required` (default: `required` with a keyring,
+    /// `off` without).
+    pub fn auth(mut self, mode: AuthMode) -> Self {
+        self.auth = self.auth.mode(mode);
+        self
+    }
+    /// The mesh label every tag covers (default empty).
+    pub fn mesh_label(mut self, label: impl Into<String>) -> Self {
+        self.auth = self.auth.mesh_label(label);
+        self
+    }
+    /// Keyring, mode and label at once.
+    pub fn authentication(mut self, auth: Auth) -> Self {
+        self.auth = auth;
         self
     }
     /// Also watch the member set (the original's `ClientWithSub`): the client owns a
@@ -101,8 +126,10 @@ struct Link {
 }
 
 struct Shared {
-    /// Native and legacy answer bodies, re-encoded on every metadata change.
-    answers: Mutex<(Member, Vec<u8>, Vec<u8>)>,
+    /// The member as announced.
+    member: Mutex<Member>,
+    auth: AuthCell,
+    auth_counters: AuthCounters,
     /// Live connections (numeric pipe ids), for re-announcing after a change,
     /// each with the index in `links` of the URL it was dialled to.
     pipes: Mutex<HashMap<u32, Option<usize>>>,
@@ -128,6 +155,9 @@ pub struct ClientStats {
     /// The same per survey URL, in the order given: a member can see which
     /// server does not survey it.
     pub survey_urls: Vec<SurveyUrlStats>,
+    /// Surveys dropped by authentication, by reason (and unsigned ones answered
+    /// under `permissive`).
+    pub auth: AuthStats,
 }
 
 /// One survey URL's part of [`ClientStats`].
@@ -147,7 +177,8 @@ pub struct SurveyUrlStats {
 
 impl Shared {
     fn announce(&self, socket: &Socket, pipe: u32) {
-        let body = lock(&self.answers).1.clone();
+        let member = lock(&self.member).clone();
+        let body = (self.auth.get()).seal(Role::Answer, wire::encode_answer(&member, 0, 0));
         let mut header = pipe.to_be_bytes().to_vec();
         header.extend_from_slice(&wire::ANNOUNCE_ID.to_be_bytes());
         let msg = nng::Message::new(&header, &body);
@@ -208,11 +239,13 @@ impl Client {
             limits: Limits::default(),
             reconnect_max: crate::DEFAULT_RECONNECT_MAX,
             watch: None,
+            auth: Auth::off(),
         }
     }
 
     fn start(cfg: ClientBuilder) -> Result<Client> {
         cfg.limits.validate()?;
+        cfg.auth.validate()?;
         let member = Member {
             name: cfg.name,
             metadata: cfg.metadata,
@@ -235,8 +268,6 @@ impl Client {
         // Sends never block (the answer goes now or the next survey is answered
         // instead), with room for a burst.
         net::set_buffers(&socket, None, Some(128))?;
-        let native = wire::encode_answer(&member);
-        let legacy = member.name.as_bytes().to_vec();
         let links = (surveys.iter())
             .map(|url| Link {
                 url: url.clone(),
@@ -246,7 +277,9 @@ impl Client {
             })
             .collect();
         let shared = Arc::new(Shared {
-            answers: Mutex::new((member, native, legacy)),
+            member: Mutex::new(member),
+            auth: AuthCell::new(cfg.auth.clone()),
+            auth_counters: AuthCounters::default(),
             pipes: Mutex::new(HashMap::new()),
             links,
             socket: Mutex::new(Some(socket.clone())),
@@ -272,7 +305,10 @@ impl Client {
             // already maps to its URL.
             net::dial_noting(&socket, url, |id| link.dialer.store(id, Relaxed))?;
         }
-        let subscriber = cfg.watch.map(SubscriberBuilder::start).transpose()?;
+        let auth = cfg.auth;
+        let subscriber = (cfg.watch)
+            .map(|sub| sub.inherit_auth(&auth).start())
+            .transpose()?;
         let answers = shared.clone();
         workers.callback(nng::Callback::start(&socket, move |socket, msg| {
             answers.answer(socket, msg)
@@ -287,7 +323,18 @@ impl Client {
 
     /// The member as announced (name, metadata, incarnation).
     pub fn member(&self) -> Member {
-        lock(&self.shared.answers).0.clone()
+        lock(&self.shared.member).clone()
+    }
+
+    /// Replaces the keyring (mode and mesh label stay), and the watching
+    /// subscriber's if it took this client's: answers are signed with the new
+    /// primary from the next survey on. Fails on a client started without one.
+    pub fn set_keyring(&self, keyring: Keyring) -> Result<()> {
+        self.shared.auth.set_keyring(keyring.clone())?;
+        if let Some(sub) = &self.subscriber {
+            sub.set_keyring(keyring)?;
+        }
+        Ok(())
     }
 
     /// Replaces the metadata. The server publishes `updated` at once: the client
@@ -295,14 +342,13 @@ impl Client {
     /// generation (subscribers merging several servers show the greatest).
     pub fn set_metadata(&self, md: Metadata) -> Result<()> {
         {
-            let mut a = lock(&self.shared.answers);
-            if a.0.metadata != md {
-                let mut member = a.0.clone();
+            let mut a = lock(&self.shared.member);
+            if a.metadata != md {
+                let mut member = a.clone();
                 member.metadata = md;
                 member.generation = member.generation.wrapping_add(1);
                 self.shared.limits.check_member(&member)?;
-                a.1 = wire::encode_answer(&member);
-                a.0 = member;
+                *a = member;
             }
         }
         let pipes: Vec<u32> = lock(&self.shared.pipes).keys().copied().collect();
@@ -340,6 +386,7 @@ impl Client {
                     last_survey_age: l.tally.last_survey_age(),
                 })
                 .collect(),
+            auth: sh.auth_counters.stats(),
         }
     }
 
@@ -384,15 +431,26 @@ impl Shared {
 }
 
 impl Shared {
-    /// The answer to a survey body: the member, or the raw name for the original
-    /// Go server's empty survey; None for anything that is not a survey.
+    /// The answer to a survey body: the member echoing the survey, or the raw
+    /// name for the original Go server's empty survey; None for anything that is
+    /// not a survey, or a survey the keyring refuses.
     fn answer_to(&self, survey: &[u8]) -> Option<Vec<u8>> {
-        let a = lock(&self.answers);
+        let auth = self.auth.get();
+        match auth.check(Role::Survey, survey) {
+            Ok(c) => self.auth_counters.note(&c),
+            Err(r) => {
+                self.auth_counters.refused(r, "surveys");
+                return None;
+            }
+        }
+        let member = lock(&self.member);
         if survey.is_empty() {
-            return Some(a.2.clone());
+            return Some(member.name.as_bytes().to_vec());
         }
         match wire::decode(survey, &self.limits) {
-            Ok(Message::Survey { .. }) => Some(a.1.clone()),
+            Ok(Message::Survey { epoch, round }) => {
+                Some(auth.seal(Role::Answer, wire::encode_answer(&member, epoch, round)))
+            }
             Ok(_) => None,
             Err(e) => {
                 log::debug!("ignored a survey of {} bytes: {e}", survey.len());

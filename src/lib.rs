@@ -97,6 +97,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod auth;
 mod client;
 mod error;
 pub mod ffi;
@@ -113,6 +114,7 @@ mod subscriber;
 pub mod sync;
 pub mod wire;
 
+pub use auth::{Auth, AuthMode, AuthStats, KeyId, Keyring};
 pub use client::{Client, ClientBuilder, ClientStats, SurveyUrlStats};
 pub use error::{Error, ErrorCode, Result};
 pub use member::{
@@ -127,7 +129,8 @@ pub use server::{
     HISTOGRAM_BOUNDS_SECONDS, HISTOGRAM_BUCKETS, RECENT_EVENTS,
 };
 pub use subscriber::{
-    fetch_snapshot, State, SubscribedServer, Subscriber, SubscriberBuilder, SubscriberStats, Update,
+    fetch_snapshot, fetch_snapshot_with, State, SubscribedServer, Subscriber, SubscriberBuilder,
+    SubscriberStats, Update,
 };
 
 /// Default time between a server's regular surveys (1 s). Every face (Rust, C,

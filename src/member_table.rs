@@ -105,6 +105,11 @@ impl MemberTable {
         self.by_pipe.contains_key(&pipe)
     }
 
+    /// The connection member `name` answers on, if it is here.
+    pub fn pipe_of(&self, name: &str) -> Option<u32> {
+        self.members.extra(name).map(|l| l.pipe)
+    }
+
     /// Members sorted by name.
     pub fn members(&self) -> impl Iterator<Item = &Member> + '_ {
         self.members.members()

@@ -281,8 +281,10 @@ mod tests {
 
     fn snap(epoch: u64, seq: u64, members: Vec<Member>) -> Snapshot {
         Snapshot {
+            nonce: 0,
             epoch,
             seq,
+            counter: 0,
             interval_ms: 1000,
             warming: false,
             digest: digest(&members),

@@ -170,8 +170,10 @@ mod tests {
 
     fn snap(epoch: u64, seq: u64, members: Vec<Member>) -> Snapshot {
         Snapshot {
+            nonce: 0,
             epoch,
             seq,
+            counter: 0,
             interval_ms: 1000,
             warming: false,
             digest: digest(&members),
@@ -199,6 +201,7 @@ mod tests {
         let hb = Heartbeat {
             epoch: 7,
             seq: 3,
+            counter: 0,
             interval_ms: 1000,
             warming: false,
             count: 3,
@@ -220,6 +223,7 @@ mod tests {
         let hb = Heartbeat {
             epoch: 7,
             seq: 3,
+            counter: 0,
             interval_ms: 1000,
             warming: false,
             count: 1,
@@ -229,6 +233,7 @@ mod tests {
         let hb = Heartbeat {
             epoch: 7,
             seq: 2,
+            counter: 0,
             interval_ms: 1000,
             warming: false,
             count: 1,

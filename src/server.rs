@@ -24,6 +24,9 @@ use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::auth::{
+    self, Auth, AuthCell, AuthCounters, AuthMode, AuthStats, Checked, KeyId, Keyring, Role,
+};
 use crate::error::{Error, Result};
 use crate::member::{random_u64, Event, EventKind, Limits, Member, Reason};
 use crate::member_table::{MemberTable, Refused};
@@ -145,6 +148,13 @@ pub struct ServerStats {
     pub publish_connections_opened: u64,
     /// Connections closed on the publish socket.
     pub publish_connections_closed: u64,
+    /// Challenge surveys sent: with a keyring, an announce (or an answer on a
+    /// connection its member is not on) is admitted only when the survey sent to
+    /// that one connection is answered there.
+    pub challenges: u64,
+    /// Messages dropped by authentication, by reason (and unsigned ones accepted
+    /// under `permissive`), on the survey and snapshot sockets together.
+    pub auth: AuthStats,
     /// Time from a survey sent to an answer to it taken (announces excluded).
     pub answer_latency: Histogram,
     /// How late each regular survey round started against its schedule.
@@ -350,6 +360,8 @@ struct Counters {
     survey_closed: AtomicU64,
     publish_opened: AtomicU64,
     publish_closed: AtomicU64,
+    challenges: AtomicU64,
+    auth: AuthCounters,
     answer_latency: AtomicHistogram,
     round_lag: AtomicHistogram,
 }
@@ -392,6 +404,8 @@ impl Counters {
             survey_connections_closed: c.survey_closed.load(Relaxed),
             publish_connections_opened: c.publish_opened.load(Relaxed),
             publish_connections_closed: c.publish_closed.load(Relaxed),
+            challenges: c.challenges.load(Relaxed),
+            auth: c.auth.stats(),
             answer_latency: c.answer_latency.get(),
             round_lag: c.round_lag.get(),
         }
@@ -413,6 +427,7 @@ pub struct ServerBuilder {
     publication_bytes: usize,
     max_connections: usize,
     max_members_per_connection: usize,
+    auth: Auth,
 }
 
 impl Default for ServerBuilder {
@@ -429,6 +444,7 @@ impl Default for ServerBuilder {
             publication_bytes: 64 * 1024,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_members_per_connection: DEFAULT_MAX_MEMBERS_PER_CONNECTION,
+            auth: Auth::off(),
         }
     }
 }
@@ -505,8 +521,40 @@ impl ServerBuilder {
         self
     }
 
+    /// Signs every survey, publication and snapshot with the keyring's primary
+    /// key and accepts only answers and snapshot requests that verify (auth
+    /// `required`, unless [`ServerBuilder::auth`] says otherwise).
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.auth = self.auth.keyring(Some(keyring));
+        self
+    }
+    /// `off`, `permissive` or `required` (default: `required` with a keyring,
+    /// `off` without).
+    pub fn auth(mut self, mode: AuthMode) -> Self {
+        self.auth = self.auth.mode(mode);
+        self
+    }
+    /// The mesh label every tag covers (default empty).
+    pub fn mesh_label(mut self, label: impl Into<String>) -> Self {
+        self.auth = self.auth.mesh_label(label);
+        self
+    }
+    /// Keyring, mode and label at once.
+    pub fn authentication(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
     /// Checks every setting; the error names the option.
     pub fn validate(&self) -> Result<()> {
+        self.auth.validate()?;
+        if self.legacy_publish.is_some() && self.auth.effective_mode() == AuthMode::Required {
+            return Err(Error::option(
+                "legacy_publish",
+                "the legacy publication cannot be signed: not with auth required \
+                 (use auth permissive while legacy subscribers remain)",
+            ));
+        }
         if self.interval.is_zero() {
             return Err(Error::option("interval", "must be greater than zero"));
         }
@@ -570,6 +618,9 @@ impl ServerBuilder {
 struct Core {
     table: MemberTable,
     seq: u64,
+    /// The publication counter: +1 per delta and per heartbeat (both sent by the
+    /// loop, allocated under this lock so a snapshot's counter orders with them).
+    counter: u64,
     /// Per member: when it joined and when it last answered (status page).
     seen: HashMap<String, (SystemTime, Instant)>,
     /// Members that left lately, with when (flap counting); pruned each round.
@@ -598,6 +649,7 @@ struct Shared {
     /// members, never remove them.
     warm_until: Instant,
     limits: Limits,
+    auth: AuthCell,
     core: Mutex<Core>,
     counters: Counters,
     /// Connections that closed, with when: their late answers are ignored.
@@ -733,11 +785,13 @@ impl Shared {
             interval_ms: cfg.interval.as_millis() as u32,
             warm_until: Instant::now() + cfg.interval * cfg.evict_after + cfg.effective_deadline(),
             limits: cfg.limits,
+            auth: AuthCell::new(cfg.auth.clone()),
             core: Mutex::new(Core {
                 table: MemberTable::new(cfg.evict_after, cfg.limits.max_members)
                     .per_connection(cfg.max_members_per_connection)
                     .max_bytes(cfg.limits.max_snapshot - wire::SNAPSHOT_HEADER_LEN),
                 seq: 0,
+                counter: 0,
                 seen: HashMap::new(),
                 left_at: HashMap::new(),
             }),
@@ -772,6 +826,12 @@ impl Server {
 
     fn start(cfg: ServerBuilder) -> Result<Server> {
         cfg.validate()?;
+        if cfg.legacy_publish.is_some() && cfg.auth.signs() {
+            log::warn!(
+                "the legacy publish URL is unsigned: anyone who reaches it reads the member \
+                 list, and a legacy subscriber cannot tell a forged list (auth permissive)"
+            );
+        }
         match net::raise_fd_limit() {
             Err(e) => log::warn!("could not raise the open-file limit: {e}"),
             Ok(limit) if limit < cfg.max_connections as u64 => log::warn!(
@@ -915,6 +975,26 @@ impl Server {
     /// What was taken and dropped so far.
     pub fn stats(&self) -> ServerStats {
         self.shared.counters.stats()
+    }
+
+    /// Replaces the keyring (the mode and mesh label stay): what is sent next is
+    /// signed with its primary; what comes next is verified with its keys. The
+    /// CLI calls it on SIGHUP. Fails on a server started without a keyring.
+    pub fn set_keyring(&self, keyring: Keyring) -> Result<()> {
+        self.shared.auth.set_keyring(keyring)
+    }
+
+    /// The authentication mode in force.
+    pub fn auth_mode(&self) -> AuthMode {
+        self.shared.auth.get().effective_mode()
+    }
+
+    /// Per key id of the keyring (primary first), the messages verified with it
+    /// since the start (kept across [`Server::set_keyring`]): when the old key's
+    /// count stops rising, no one signs with it any more. Empty without a keyring.
+    pub fn key_use(&self) -> Vec<(KeyId, u64)> {
+        let a = self.shared.auth.get();
+        a.get_keyring().map(Keyring::verified).unwrap_or_default()
     }
 
     /// Stops the server: closes its sockets and joins its threads. Idempotent.
@@ -1071,8 +1151,17 @@ fn snapshot_thread(rep: &Socket, inbox: &mut nng::Inbox, shared: Arc<Shared>) {
                 continue;
             }
         };
-        match wire::decode(msg.body(), &shared.limits) {
-            Ok(Message::SnapshotRequest) => {}
+        let auth = shared.auth.get();
+        match auth.check(Role::SnapshotRequest, msg.body()) {
+            Ok(c) => shared.counters.auth.note(&c),
+            Err(r) => {
+                // No reply: a reader without the key learns nothing.
+                shared.counters.auth.refused(r, "snapshot requests");
+                continue;
+            }
+        }
+        let nonce = match wire::decode(msg.body(), &shared.limits) {
+            Ok(Message::SnapshotRequest { nonce }) => nonce,
             other => {
                 shared.counters.dropped_requests.fetch_add(1, Relaxed);
                 let why = match other {
@@ -1085,21 +1174,22 @@ fn snapshot_thread(rep: &Socket, inbox: &mut nng::Inbox, shared: Arc<Shared>) {
                 );
                 continue;
             }
-        }
+        };
         let now = Instant::now();
         let seq = {
             let c = shared.core.lock().unwrap_or_else(|p| p.into_inner());
             let warming = shared.warming();
             if cached.as_ref().map(|(k, _)| *k) != Some((c.seq, warming)) {
-                let bytes = wire::encode_snapshot(
-                    shared.epoch,
-                    c.seq,
-                    shared.interval_ms,
+                let head = wire::SnapshotHead {
+                    nonce: 0,
+                    epoch: shared.epoch,
+                    seq: c.seq,
+                    counter: c.counter,
+                    interval_ms: shared.interval_ms,
                     warming,
-                    c.table.digest(),
-                    c.table.len(),
-                    c.table.members(),
-                );
+                    digest: c.table.digest(),
+                };
+                let bytes = wire::encode_snapshot(&head, c.table.len(), c.table.members());
                 cached = Some(((c.seq, warming), bytes));
             }
             c.seq
@@ -1118,7 +1208,11 @@ fn snapshot_thread(rep: &Socket, inbox: &mut nng::Inbox, shared: Arc<Shared>) {
             served.retain(|_, (_, t)| now.saturating_duration_since(*t) < every);
         }
         served.insert(pipe, (seq, now));
-        let bytes = cached.as_ref().map_or(&[][..], |(_, b)| b);
+        let mut bytes = cached.as_ref().map_or(Vec::new(), |(_, b)| b.clone());
+        if let Some(at) = bytes.get_mut(wire::SNAPSHOT_NONCE_AT..wire::SNAPSHOT_NONCE_AT + 8) {
+            at.copy_from_slice(&nonce.to_be_bytes());
+        }
+        let bytes = auth.seal(Role::Snapshot, bytes);
         shared.counters.snapshots.fetch_add(1, Relaxed);
         shared
             .counters
@@ -1126,7 +1220,7 @@ fn snapshot_thread(rep: &Socket, inbox: &mut nng::Inbox, shared: Arc<Shared>) {
             .fetch_add(bytes.len() as u64, Relaxed);
         // Never blocks; a reply that cannot go now is asked for again by the
         // requester (req0 re-sends).
-        if let Err((_, e)) = rep.try_send(nng::Message::new(&[], bytes)) {
+        if let Err((_, e)) = rep.try_send(nng::Message::new(&[], &bytes)) {
             if e.is_closed() {
                 return;
             }
@@ -1146,9 +1240,18 @@ struct Loop {
     publication_bytes: usize,
     max_answer: usize,
     round: u64,
-    /// The last [`SENT_REMEMBERED`] surveys' ids with when they went out, for
-    /// `answer_latency` (an answer to an older one is not timed).
-    sent: VecDeque<(u32, Instant)>,
+    /// The last [`SENT_REMEMBERED`] regular surveys' rounds with when they went
+    /// out: for `answer_latency`, and (signed answers) the rounds an answer may echo.
+    sent: VecDeque<(u64, Instant)>,
+    /// Surveys sent to one connection (early surveys and challenges), by round:
+    /// the connection and when. An answer echoing one counts only from that
+    /// connection. Pruned after 2 intervals.
+    targeted: HashMap<u64, (u32, Instant)>,
+    /// Connections to challenge (a survey to that one connection) after this batch.
+    to_challenge: Vec<u32>,
+    /// When each connection was last challenged: at most one challenge per
+    /// deadline per connection.
+    challenged: HashMap<u32, Instant>,
     /// New connections that have not answered yet, with when they came.
     pending_new: HashMap<u32, Instant>,
     /// Every open survey connection: whether an answer from it was taken since the
@@ -1180,6 +1283,9 @@ impl Loop {
             max_answer,
             round: 0,
             sent: VecDeque::new(),
+            targeted: HashMap::new(),
+            to_challenge: Vec::new(),
+            challenged: HashMap::new(),
             pending_new: HashMap::new(),
             silent: HashMap::new(),
             events: Vec::new(),
@@ -1254,6 +1360,18 @@ impl Loop {
                 }
             }
             self.publish(&mut core);
+            drop(core);
+            if !self.to_challenge.is_empty() {
+                let pipes = std::mem::take(&mut self.to_challenge);
+                for p in &pipes {
+                    self.pending_new.remove(p);
+                }
+                self.shared
+                    .counters
+                    .challenges
+                    .fetch_add(pipes.len() as u64, Relaxed);
+                self.survey(&pipes);
+            }
         }
     }
 
@@ -1273,6 +1391,7 @@ impl Loop {
         for p in closed {
             self.pending_new.remove(&p);
             self.silent.remove(&p);
+            self.challenged.remove(&p);
             core.table.pipe_closed(p, &mut self.events);
         }
         self.publish(core);
@@ -1280,7 +1399,8 @@ impl Loop {
 
     fn answer(&mut self, core: &mut Core, msg: &nng::Message) {
         let (pipe, body) = (msg.pipe(), msg.body());
-        let c = &self.shared.counters;
+        let shared = self.shared.clone();
+        let c = &shared.counters;
         if nng::lock(&self.shared.dead).contains_key(&pipe) {
             return; // late answer from a closed connection
         }
@@ -1298,10 +1418,23 @@ impl Loop {
             let why = format!("over the limit of {}", self.max_answer);
             return drop(&c.dropped_oversize, &why);
         }
+        let checked = match self.shared.auth.get().check(Role::Answer, body) {
+            Ok(checked) => checked,
+            Err(r) => return c.auth.refused(r, "answers"),
+        };
+        c.auth.note(&checked);
         let native = wire::is_native(body);
+        let mut echo = (0, 0);
         let member = if native {
             match wire::decode(body, &self.shared.limits) {
-                Ok(Message::Answer(m)) => Ok(m),
+                Ok(Message::Answer {
+                    epoch,
+                    round,
+                    member,
+                }) => {
+                    echo = (epoch, round);
+                    Ok(member)
+                }
                 Ok(_) => Err(None),
                 Err(e) => Err(Some(e)),
             }
@@ -1319,6 +1452,12 @@ impl Loop {
             let why = "a name with '|' cannot be on the legacy list";
             return drop(&c.dropped_legacy_name, &why);
         }
+        let id = u32::from_be_bytes(msg.header().try_into().unwrap_or_default());
+        if matches!(checked, Checked::Signed(_))
+            && !self.admissible(core, pipe, id == wire::ANNOUNCE_ID, echo, &member.name)
+        {
+            return;
+        }
         self.pending_new.remove(&pipe);
         let name = member.name.clone();
         match core.table.answer(pipe, member, &mut self.events) {
@@ -1328,7 +1467,6 @@ impl Loop {
                 }
                 let now = Instant::now();
                 core.seen.entry(name).or_insert((SystemTime::now(), now)).1 = now;
-                let id = u32::from_be_bytes(msg.header().try_into().unwrap_or_default());
                 if native && id == wire::ANNOUNCE_ID {
                     c.announces.fetch_add(1, Relaxed);
                 } else {
@@ -1338,8 +1476,14 @@ impl Loop {
                         &c.legacy_answers
                     }
                     .fetch_add(1, Relaxed);
-                    if let Some((_, at)) = self.sent.iter().find(|(i, _)| *i == id) {
-                        let latency = now.saturating_duration_since(*at);
+                    let sent_at = match self.targeted.get(&echo.1) {
+                        Some((_, at)) if native => Some(*at),
+                        _ => (self.sent.iter())
+                            .find(|(r, _)| wire::survey_id(*r) == id)
+                            .map(|(_, at)| *at),
+                    };
+                    if let Some(at) = sent_at {
+                        let latency = now.saturating_duration_since(at);
                         c.answer_latency.observe(latency);
                     }
                 }
@@ -1369,35 +1513,121 @@ impl Loop {
         }
     }
 
-    /// Sends a survey to every connection, or (early surveys) to `pipes` only.
-    fn survey(&mut self, pipes: &[u32]) {
+    /// With a signed answer: whether it may move the table. An announce, or an
+    /// answer to a regular survey from a connection its member is not on, only
+    /// triggers a challenge (a survey to that one connection); an answer must
+    /// echo a survey of this epoch sent in the last 2 intervals, and a survey
+    /// sent to one connection counts only from that connection
+    /// (`docs/PROTOCOL.md` § Replay rules).
+    fn admissible(
+        &mut self,
+        core: &Core,
+        pipe: u32,
+        announce: bool,
+        (epoch, round): (u64, u64),
+        name: &str,
+    ) -> bool {
+        let now = Instant::now();
+        let auth = &self.shared.counters.auth;
+        if announce || round == 0 {
+            self.shared.counters.announces.fetch_add(1, Relaxed);
+            self.challenge(pipe, now);
+            return false;
+        }
+        let window = 2 * self.interval;
+        let fresh = |at: &Instant| now.saturating_duration_since(*at) <= window;
+        if epoch != self.shared.epoch {
+            let why = format_args!("echoes epoch {epoch:016x}, not this server's");
+            auth.dropped(auth::Reason::StaleSurvey, "answers", &why);
+            return false;
+        }
+        if let Some((to, at)) = self.targeted.get(&round) {
+            if !fresh(at) {
+                auth.dropped(
+                    auth::Reason::StaleSurvey,
+                    "answers",
+                    &"echoes an old survey",
+                );
+                return false;
+            }
+            if *to != pipe {
+                let why = format_args!("echoes a survey sent to connection {to}, came on {pipe}");
+                auth.dropped(auth::Reason::WrongConnection, "answers", &why);
+                self.challenge(pipe, now);
+                return false;
+            }
+            return true;
+        }
+        if !self.sent.iter().any(|(r, at)| *r == round && fresh(at)) {
+            auth.dropped(
+                auth::Reason::StaleSurvey,
+                "answers",
+                &"echoes an old survey",
+            );
+            return false;
+        }
+        if core.table.pipe_of(name) == Some(pipe) {
+            return true;
+        }
+        // A regular survey went to every connection: its answer proves nothing
+        // about this one. Ask this connection alone.
+        self.challenge(pipe, now);
+        false
+    }
+
+    /// Queues a challenge survey to `pipe`, unless one went there within the deadline.
+    fn challenge(&mut self, pipe: u32, now: Instant) {
+        if let Some(at) = self.challenged.get(&pipe) {
+            if now.saturating_duration_since(*at) < self.deadline {
+                return;
+            }
+        }
+        self.challenged.insert(pipe, now);
+        self.to_challenge.push(pipe);
+    }
+
+    fn next_round(&mut self) -> u64 {
         self.round += 1;
         if wire::survey_id(self.round) == wire::ANNOUNCE_ID {
             self.round += 1;
         }
-        let id = wire::survey_id(self.round);
-        let body = wire::encode_survey(self.shared.epoch, self.round);
+        self.round
+    }
+
+    /// Sends a survey to every connection, or (early surveys, challenges) one
+    /// survey of its own round to each of `pipes`.
+    fn survey(&mut self, pipes: &[u32]) {
+        let auth = self.shared.auth.get();
+        let now = Instant::now();
         let targets: Vec<Option<u32>> = if pipes.is_empty() {
             vec![None]
         } else {
             pipes.iter().copied().map(Some).collect()
         };
         for target in targets {
+            let round = self.next_round();
+            let id = wire::survey_id(round);
+            let body = auth.seal(Role::Survey, wire::encode_survey(self.shared.epoch, round));
             let msg = nng::Message::new(&id.to_be_bytes(), &body);
-            if let Some(pipe) = target {
-                // The patched raw surveyor sends it to that pipe only (an unknown
-                // one: nowhere).
-                msg.set_pipe(pipe);
+            match target {
+                Some(pipe) => {
+                    // The patched raw surveyor sends it to that pipe only (an
+                    // unknown one: nowhere).
+                    msg.set_pipe(pipe);
+                    self.targeted.insert(round, (pipe, now));
+                }
+                None => {
+                    if self.sent.len() >= SENT_REMEMBERED {
+                        self.sent.pop_front();
+                    }
+                    self.sent.push_back((round, now));
+                }
             }
             if let Err((_, e)) = self.surveyor.send(msg) {
                 log::warn!("survey not sent: {e}");
                 return;
             }
         }
-        if self.sent.len() >= SENT_REMEMBERED {
-            self.sent.pop_front();
-        }
-        self.sent.push_back((id, Instant::now()));
         self.shared.counters.surveys.fetch_add(1, Relaxed);
         if !pipes.is_empty() {
             self.shared.counters.early_surveys.fetch_add(1, Relaxed);
@@ -1406,17 +1636,19 @@ impl Loop {
 
     fn heartbeat(&mut self) {
         let hb = {
-            let core = self.shared.core.lock().unwrap_or_else(|e| e.into_inner());
+            let mut core = self.shared.core.lock().unwrap_or_else(|e| e.into_inner());
+            core.counter += 1;
             wire::Heartbeat {
                 epoch: self.shared.epoch,
                 seq: core.seq,
+                counter: core.counter,
                 interval_ms: self.shared.interval_ms,
                 warming: self.shared.warming(),
                 count: core.table.len() as u32,
                 digest: core.table.digest(),
             }
         };
-        let bytes = wire::encode_heartbeat(&hb);
+        let bytes = (self.shared.auth.get()).seal(Role::Publication, wire::encode_heartbeat(&hb));
         if self.publisher.send(nng::Message::new(&[], &bytes)).is_ok() {
             self.shared.counters.heartbeats.fetch_add(1, Relaxed);
             self.shared
@@ -1464,6 +1696,11 @@ impl Loop {
         }
         nng::lock(&self.shared.dead)
             .retain(|_, t| now.saturating_duration_since(*t) < DEAD_PIPE_MEMORY);
+        let window = 2 * self.interval;
+        self.targeted
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) <= window);
+        self.challenged
+            .retain(|_, at| now.saturating_duration_since(*at) <= window);
     }
 
     /// Publishes the pending events as one or more deltas (each ≤ publication_bytes,
@@ -1473,9 +1710,12 @@ impl Loop {
             return;
         }
         let events = std::mem::take(&mut self.events);
+        let auth = self.shared.auth.get();
         for run in wire::split_events(&events, self.publication_bytes) {
             core.seq += 1;
-            let bytes = wire::encode_delta(self.shared.epoch, core.seq, run);
+            core.counter += 1;
+            let delta = wire::encode_delta(self.shared.epoch, core.seq, core.counter, run);
+            let bytes = auth.seal(Role::Publication, delta);
             if let Err((_, e)) = self.publisher.send(nng::Message::new(&[], &bytes)) {
                 log::warn!("delta {} not sent: {e}", core.seq);
             }

@@ -28,10 +28,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use crate::auth::{Auth, AuthCell, AuthCounters, AuthMode, AuthStats, Keyring, Refusal, Role};
 use crate::error::{Error, Result};
 use crate::member::{Event, Limits, Member, Reason};
 use crate::merge::Merge;
-use crate::net;
+use crate::net::{self, Every};
 use crate::nng::{self as nng, lock, PipeEvent, Protocol, Socket};
 use crate::sync::{Action, Driver, Input as SyncInput};
 use crate::wire::{self, Message, Snapshot};
@@ -96,9 +97,47 @@ pub struct SubscriberBuilder {
     stale_after: u32,
     recv_buffer: i32,
     handler: Option<Handler>,
+    auth: Auth,
+    /// False until a keyring, mode or label is set: a watching client's then
+    /// applies.
+    auth_set: bool,
 }
 
 impl SubscriberBuilder {
+    /// Accepts only publications and snapshots that verify with the keyring and
+    /// signs its snapshot requests (auth `required`, unless
+    /// [`SubscriberBuilder::auth`] says otherwise).
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.auth = self.auth.keyring(Some(keyring));
+        self.auth_set = true;
+        self
+    }
+    /// `off`, `permissive` or `required` (default: `required` with a keyring,
+    /// `off` without).
+    pub fn auth(mut self, mode: AuthMode) -> Self {
+        self.auth = self.auth.mode(mode);
+        self.auth_set = true;
+        self
+    }
+    /// The mesh label every tag covers (default empty).
+    pub fn mesh_label(mut self, label: impl Into<String>) -> Self {
+        self.auth = self.auth.mesh_label(label);
+        self.auth_set = true;
+        self
+    }
+    /// Keyring, mode and label at once.
+    pub fn authentication(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self.auth_set = true;
+        self
+    }
+    /// A watching client's settings, unless this builder was given its own.
+    pub(crate) fn inherit_auth(mut self, auth: &Auth) -> Self {
+        if !self.auth_set {
+            self.auth = auth.clone();
+        }
+        self
+    }
     /// Publish URL (default `tcp://127.0.0.1:50007`).
     pub fn publish(mut self, url: impl Into<String>) -> Self {
         self.publish = url.into();
@@ -173,6 +212,8 @@ struct Link {
     /// Publications received, and when the last one came.
     publications: AtomicU64,
     last_publication: Mutex<Option<Instant>>,
+    /// Since when a snapshot request waits for its reply (None: none waits).
+    awaiting: Mutex<Option<Instant>>,
 }
 
 struct Shared {
@@ -180,6 +221,43 @@ struct Shared {
     links: Vec<Link>,
     stop: AtomicBool,
     dropped: AtomicU64,
+    auth: AuthCell,
+    auth_counters: AuthCounters,
+    snapshot_timeout: Duration,
+    /// "check the keyring", at most once a minute.
+    warn_keyring: Every,
+}
+
+impl Shared {
+    /// Verifies a publication of server `i`; false (counted, maybe warned) when refused.
+    fn verify_publication(&self, i: usize, body: &[u8]) -> bool {
+        match self.auth.get().check(Role::Publication, body) {
+            Ok(c) => {
+                self.auth_counters.note(&c);
+                true
+            }
+            Err(r) => {
+                self.auth_counters.refused(r, "publications");
+                let l = &self.links[i];
+                let waiting = lock(&l.awaiting).map(|t| t.elapsed());
+                if waiting.is_some_and(|w| w >= self.snapshot_timeout)
+                    && self.warn_keyring.due().is_some()
+                {
+                    let why = match r {
+                        Refusal::UnknownKey(id) => format!("signed with unknown key id {id}"),
+                        Refusal::BadMac => "their tags do not verify".into(),
+                        Refusal::Unsigned => "they are not signed".into(),
+                    };
+                    log::warn!(
+                        "{}: snapshot requests are not answered while publications arrive that \
+                         fail authentication ({why}): check the keyring (and the mesh label)",
+                        l.publish
+                    );
+                }
+                false
+            }
+        }
+    }
 }
 
 /// What a subscriber sees now ([`Subscriber::stats`]).
@@ -205,6 +283,9 @@ pub struct SubscriberStats {
     pub resyncs: u64,
     /// Publications dropped as malformed.
     pub dropped: u64,
+    /// Publications and snapshots dropped by authentication, by reason (and
+    /// unsigned ones accepted under `permissive`).
+    pub auth: AuthStats,
 }
 
 /// One configured server as a subscriber sees it ([`Subscriber::servers`]).
@@ -318,6 +399,8 @@ impl Subscriber {
             stale_after: crate::DEFAULT_STALE_AFTER,
             recv_buffer: 8192,
             handler: None,
+            auth: Auth::off(),
+            auth_set: false,
         }
     }
 
@@ -342,10 +425,15 @@ impl Subscriber {
                     snapshot_pipes: AtomicU64::new(0),
                     publications: AtomicU64::new(0),
                     last_publication: Mutex::new(None),
+                    awaiting: Mutex::new(None),
                 })
                 .collect(),
             stop: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
+            auth: AuthCell::new(cfg.auth.clone()),
+            auth_counters: AuthCounters::default(),
+            snapshot_timeout: cfg.snapshot_timeout,
+            warn_keyring: Every::new(crate::auth::WARN_EVERY),
         });
         let (tx, rx) = mpsc::channel::<Input>();
         // Everything made from here on is torn down by `workers` on any early return.
@@ -373,8 +461,10 @@ impl Subscriber {
                 |l| !l.connected.swap(true, Relaxed),
             )?;
             net::dial(&sub, publish)?;
-            let (mut inbox, t) = (workers.inbox(&sub), tx.clone());
-            workers.spawn("gd-subscriber-recv", move || recv_thread(&mut inbox, i, t))?;
+            let (mut inbox, t, s) = (workers.inbox(&sub), tx.clone(), shared.clone());
+            workers.spawn("gd-subscriber-recv", move || {
+                recv_thread(&mut inbox, i, t, &s)
+            })?;
             let Some(url) = snapshot else {
                 fetch.push(None);
                 continue;
@@ -388,9 +478,10 @@ impl Subscriber {
                 let _ = stop_asks.send(Ask::Stop);
             });
             fetch.push(Some(fetch_tx));
-            let (mut inbox, t, limits) = (workers.inbox(&req), tx.clone(), cfg.limits);
+            let (mut inbox, t, s) = (workers.inbox(&req), tx.clone(), shared.clone());
+            let limits = cfg.limits;
             workers.spawn("gd-subscriber-snapshot", move || {
-                snapshot_thread(&req, &mut inbox, fetch_rx, i, t, limits)
+                snapshot_thread(&req, &mut inbox, fetch_rx, (i, t), &s, limits)
             })?;
         }
         let now = Instant::now();
@@ -487,7 +578,14 @@ impl Subscriber {
                 .min(),
             resyncs,
             dropped: sh.dropped.load(Relaxed),
+            auth: sh.auth_counters.stats(),
         }
+    }
+
+    /// Replaces the keyring (mode and mesh label stay). Fails on a subscriber
+    /// started without one.
+    pub fn set_keyring(&self, keyring: Keyring) -> Result<()> {
+        self.shared.auth.set_keyring(keyring)
     }
 
     /// True when called from this subscriber's own handler thread.
@@ -521,6 +619,16 @@ impl SubscriberBuilder {
 
     fn validate(&self) -> Result<()> {
         self.limits.validate()?;
+        self.auth.validate()?;
+        if self.auth.effective_mode() == AuthMode::Required
+            && self.urls().iter().any(|(_, s)| s.is_none())
+        {
+            return Err(Error::option(
+                "snapshot",
+                "a legacy publisher (no snapshot URL) is unsigned: not with auth required \
+                 (use auth permissive)",
+            ));
+        }
         if self.snapshot_timeout.is_zero() {
             return Err(Error::option(
                 "snapshot_timeout",
@@ -614,8 +722,22 @@ fn snapshot_socket(
     Ok(req)
 }
 
-/// Fetches one snapshot from `url` (the `members` command).
+/// Fetches one snapshot from `url`, unauthenticated (the `members` command
+/// without a key). See [`fetch_snapshot_with`].
 pub fn fetch_snapshot(url: &str, timeout: Duration, limits: &Limits) -> Result<Snapshot> {
+    fetch_snapshot_with(url, timeout, limits, &Auth::off())
+}
+
+/// Fetches one snapshot from `url`: the request signed and the reply verified by
+/// `auth`, and the reply must echo the request's nonce. A server that refuses
+/// the request does not answer: the error is then [`Error::Timeout`].
+pub fn fetch_snapshot_with(
+    url: &str,
+    timeout: Duration,
+    limits: &Limits,
+    auth: &Auth,
+) -> Result<Snapshot> {
+    auth.validate()?;
     let mut workers = net::Workers::default();
     let req = net::open(Protocol::Req0, false)?;
     workers.socket(&req);
@@ -624,21 +746,47 @@ pub fn fetch_snapshot(url: &str, timeout: Duration, limits: &Limits) -> Result<S
         .and_then(|()| req.set_send_timeout(Some(timeout)))
         .map_err(|e| Error::nng("setting the timeouts", e))?;
     net::dial(&req, url)?;
-    req.send(nng::Message::new(&[], &wire::encode_snapshot_request()))
+    let nonce = crate::auth::nonce();
+    let request = auth.seal(Role::SnapshotRequest, wire::encode_snapshot_request(nonce));
+    req.send(nng::Message::new(&[], &request))
         .map_err(|(_, e)| Error::nng("sending a snapshot request", e))?;
     let msg = req
         .recv()
         .map_err(|e| Error::nng("receiving a snapshot", e))?;
-    decode_snapshot(msg.body(), limits)
+    decode_snapshot(msg.body(), limits, auth, nonce).map_err(|(e, _)| e)
 }
 
-fn decode_snapshot(bytes: &[u8], limits: &Limits) -> Result<Snapshot> {
+/// Verifies and decodes a snapshot reply; it must echo `nonce`. The error comes
+/// with the authentication drop reason, if that is why.
+fn decode_snapshot(
+    bytes: &[u8],
+    limits: &Limits,
+    auth: &Auth,
+    nonce: u64,
+) -> Result<Snapshot, (Error, Option<crate::auth::Reason>)> {
+    if let Err(r) = auth.check(Role::Snapshot, bytes) {
+        let why = match r {
+            Refusal::UnknownKey(id) => format!("signed with unknown key id {id}"),
+            Refusal::BadMac => "its tag does not verify".into(),
+            Refusal::Unsigned => "not signed".into(),
+        };
+        let e = Error::Protocol(format!("snapshot refused: {why} (check the keyring)"));
+        return Err((e, Some(r.reason())));
+    }
     match wire::decode(bytes, limits) {
-        Ok(Message::Snapshot(s)) => Ok(s),
-        Ok(_) => Err(Error::Protocol(
-            "the snapshot socket answered with another message type".into(),
+        Ok(Message::Snapshot(s)) if s.nonce != nonce => Err((
+            Error::Protocol(format!(
+                "snapshot refused: it echoes nonce {:016x}, not the request's (a replay)",
+                s.nonce
+            )),
+            Some(crate::auth::Reason::Replayed),
         )),
-        Err(e) => Err(Error::Protocol(format!("bad snapshot: {e}"))),
+        Ok(Message::Snapshot(s)) => Ok(s),
+        Ok(_) => Err((
+            Error::Protocol("the snapshot socket answered with another message type".into()),
+            None,
+        )),
+        Err(e) => Err((Error::Protocol(format!("bad snapshot: {e}")), None)),
     }
 }
 
@@ -653,9 +801,10 @@ enum Input {
     Stop,
 }
 
-fn recv_thread(inbox: &mut nng::Inbox, i: usize, tx: Sender<Input>) {
+fn recv_thread(inbox: &mut nng::Inbox, i: usize, tx: Sender<Input>, shared: &Shared) {
     loop {
         match inbox.recv() {
+            Ok(m) if !shared.verify_publication(i, m.body()) => {}
             Ok(m) => {
                 if tx.send(Input::Publication(i, m.body().to_vec())).is_err() {
                     return;
@@ -678,20 +827,35 @@ fn snapshot_thread(
     req: &Socket,
     inbox: &mut nng::Inbox,
     asks: Receiver<Ask>,
-    i: usize,
-    tx: Sender<Input>,
+    (i, tx): (usize, Sender<Input>),
+    shared: &Shared,
     limits: Limits,
 ) {
+    let awaiting = &shared.links[i].awaiting;
     while let Ok(Ask::Snapshot) = asks.recv() {
         // Non-blocking: fails at once while no server is connected (the driver
         // retries with backoff); once sent, req0 re-sends it until a reply comes.
-        let request = nng::Message::new(&[], &wire::encode_snapshot_request());
+        // A fresh nonce per request: the reply must echo it.
+        let auth = shared.auth.get();
+        let nonce = crate::auth::nonce();
+        let body = auth.seal(Role::SnapshotRequest, wire::encode_snapshot_request(nonce));
+        let request = nng::Message::new(&[], &body);
         let r = match req.try_send(request) {
             Err((_, e)) => Err(Error::nng("sending a snapshot request", e)),
-            Ok(()) => match inbox.recv() {
-                Ok(m) => decode_snapshot(m.body(), &limits),
-                Err(e) => Err(Error::nng("receiving a snapshot", e)),
-            },
+            Ok(()) => {
+                *lock(awaiting) = Some(Instant::now());
+                let r = match inbox.recv() {
+                    Ok(m) => decode_snapshot(m.body(), &limits, &auth, nonce).map_err(|(e, r)| {
+                        if let Some(r) = r {
+                            shared.auth_counters.dropped(r, "snapshots", &e);
+                        }
+                        e
+                    }),
+                    Err(e) => Err(Error::nng("receiving a snapshot", e)),
+                };
+                *lock(awaiting) = None;
+                r
+            }
         };
         if matches!(r, Err(Error::Closed)) || tx.send(Input::Snapshot(i, r)).is_err() {
             return;
@@ -797,6 +961,10 @@ impl Worker {
                 Action::Dropped(why) => {
                     self.shared.dropped.fetch_add(1, Relaxed);
                     log::debug!("dropped a publication from server {i}: {why}");
+                }
+                Action::Replayed(why) => {
+                    let c = &self.shared.auth_counters;
+                    c.dropped(crate::auth::Reason::Replayed, "publications", why);
                 }
                 Action::Resync(why) => log::debug!("server {i}: resync ({why:?})"),
                 Action::Backoff(_) | Action::Deliver { .. } => {}

@@ -59,6 +59,10 @@ pub enum Action {
     Resync(Resync),
     /// A publication was dropped as malformed (why).
     Dropped(String),
+    /// A publication was dropped as a replay (why): its counter is not above
+    /// the last of its epoch, or its epoch is not confirmed and a resync for an
+    /// epoch went out less than an interval ago.
+    Replayed(String),
 }
 
 /// One server's sync driver.
@@ -79,6 +83,16 @@ pub struct Driver {
     heartbeats_seen: bool,
     pending: VecDeque<Vec<u8>>,
     resyncs: u64,
+    /// The epoch a snapshot confirmed and the highest publication counter seen
+    /// in it: publications of that epoch must count higher; another epoch is
+    /// believed only once a snapshot confirms it.
+    confirmed: Option<(u64, u64)>,
+    /// When the last resync for an unconfirmed epoch was asked (at most one per
+    /// interval: replayed foreign epochs cannot force a resync storm).
+    epoch_resync: Option<Instant>,
+    /// True while the publications kept during a snapshot are applied: those the
+    /// snapshot already includes are skipped quietly, not counted as replays.
+    replaying: bool,
 }
 
 impl Driver {
@@ -102,6 +116,9 @@ impl Driver {
             heartbeats_seen: false,
             pending: VecDeque::new(),
             resyncs: 0,
+            confirmed: None,
+            epoch_resync: None,
+            replaying: false,
         }
     }
 
@@ -164,10 +181,15 @@ impl Driver {
             Input::Snapshot(Ok(s)) => {
                 self.in_flight = false;
                 self.interval = Duration::from_millis(u64::from(s.interval_ms.max(1)));
+                let (epoch, counter) = (s.epoch, s.counter);
                 // Before the members: a warming server's snapshot removes nothing.
                 src.set_warming(s.warming);
                 match src.apply_snapshot(s) {
                     Ok(()) => {
+                        self.confirmed = match self.confirmed {
+                            Some((e, last)) if e == epoch => Some((e, last.max(counter))),
+                            _ => Some((epoch, counter)),
+                        };
                         self.need_sync = false;
                         if self.synced_once {
                             self.resyncs += 1;
@@ -178,6 +200,7 @@ impl Driver {
                         src.set_state(State::Live);
                         out.push(Action::Deliver { snapshot: true });
                         // Apply what came meanwhile; those the snapshot includes are skipped.
+                        self.replaying = true;
                         for m in std::mem::take(&mut self.pending) {
                             if self.need_sync {
                                 self.pending.push_back(m);
@@ -185,6 +208,7 @@ impl Driver {
                                 self.publication(now, &m, src, &mut out);
                             }
                         }
+                        self.replaying = false;
                     }
                     Err(r) => {
                         out.push(Action::Resync(r));
@@ -244,24 +268,56 @@ impl Driver {
             }
             return;
         }
-        match wire::decode(m, &self.limits) {
-            Ok(Message::Delta { epoch, seq, events }) => {
-                match src.apply_delta(epoch, seq, events) {
-                    Step::Applied(ev) => {
-                        let was_stale = src.state() == State::Stale;
-                        self.heard(now, src, out);
-                        if !ev.is_empty() && !was_stale {
-                            out.push(Action::Deliver { snapshot: false });
-                        }
+        let msg = match wire::decode(m, &self.limits) {
+            Ok(msg) => msg,
+            Err(e) => return out.push(Action::Dropped(e.to_string())),
+        };
+        let (epoch, counter) = match &msg {
+            Message::Delta { epoch, counter, .. } => (*epoch, *counter),
+            Message::Heartbeat(hb) => (hb.epoch, hb.counter),
+            _ => return out.push(Action::Dropped("not a publication".into())),
+        };
+        match self.confirmed {
+            Some((e, last)) if e == epoch => {
+                if counter <= last {
+                    if !self.replaying {
+                        let why = format!("counter {counter} not above {last} in epoch {e:016x}");
+                        out.push(Action::Replayed(why));
                     }
-                    Step::Ignored => self.last_heard = now,
-                    Step::Resync(r) => {
-                        self.last_heard = now;
-                        self.resync(now, r, src, out);
+                    return;
+                }
+                self.confirmed = Some((e, counter));
+            }
+            _ => {
+                // Not news until a snapshot confirms this epoch: no liveness, and
+                // at most one resync per interval for it.
+                if self.epoch_resync.is_some_and(|t| now < t + self.interval) {
+                    let why = format!("epoch {epoch:016x} is not confirmed by a snapshot yet");
+                    return out.push(Action::Replayed(why));
+                }
+                self.epoch_resync = Some(now);
+                self.pending.push_back(m.to_vec());
+                return self.resync(now, Resync::EpochChanged, src, out);
+            }
+        }
+        match msg {
+            Message::Delta {
+                epoch, seq, events, ..
+            } => match src.apply_delta(epoch, seq, events) {
+                Step::Applied(ev) => {
+                    let was_stale = src.state() == State::Stale;
+                    self.heard(now, src, out);
+                    if !ev.is_empty() && !was_stale {
+                        out.push(Action::Deliver { snapshot: false });
                     }
                 }
-            }
-            Ok(Message::Heartbeat(hb)) => {
+                Step::Ignored => self.last_heard = now,
+                Step::Resync(r) => {
+                    self.last_heard = now;
+                    self.resync(now, r, src, out);
+                }
+            },
+            Message::Heartbeat(hb) => {
                 self.heartbeats_seen = true;
                 self.interval = Duration::from_millis(u64::from(hb.interval_ms.max(1)));
                 src.set_warming(hb.warming);
@@ -273,8 +329,7 @@ impl Driver {
                     }
                 }
             }
-            Ok(_) => out.push(Action::Dropped("not a publication".into())),
-            Err(e) => out.push(Action::Dropped(e.to_string())),
+            _ => {}
         }
     }
 
@@ -298,8 +353,10 @@ mod tests {
 
     fn snap(epoch: u64, seq: u64, members: Vec<Member>) -> Snapshot {
         Snapshot {
+            nonce: 0,
             epoch,
             seq,
+            counter: 0,
             interval_ms: 100,
             warming: false,
             digest: digest(&members),
@@ -307,14 +364,22 @@ mod tests {
         }
     }
 
+    /// Publication counters for the tests: always rising, as a server's do.
+    fn next_counter() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static C: AtomicU64 = AtomicU64::new(1);
+        C.fetch_add(1, Ordering::Relaxed)
+    }
+
     fn delta(epoch: u64, seq: u64, events: &[Event]) -> Vec<u8> {
-        wire::encode_delta(epoch, seq, events)
+        wire::encode_delta(epoch, seq, next_counter(), events)
     }
 
     fn heartbeat(epoch: u64, seq: u64, members: &[Member]) -> Vec<u8> {
         wire::encode_heartbeat(&Heartbeat {
             epoch,
             seq,
+            counter: next_counter(),
             interval_ms: 100,
             warming: false,
             count: members.len() as u32,

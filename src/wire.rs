@@ -2,7 +2,9 @@
 //! and test vectors in `docs/PROTOCOL.md`.
 //!
 //! Every native message starts with `0xFF` (a byte no UTF-8 string starts with, so a
-//! native payload is never mistaken for a legacy raw string) and the version byte.
+//! native payload is never mistaken for a legacy raw string), the version byte, the
+//! type byte and the suite byte (0: unsigned; 1: signed, the body is followed by a
+//! key id and a 16-byte tag, see [`crate::auth`]).
 //! All integers are big-endian; strings are a `u16` length and UTF-8 bytes.
 //! The decoder checks every length against the input and the [`Limits`] before it
 //! allocates, and never panics (property-tested).
@@ -14,15 +16,23 @@ use crate::member::{Event, EventKind, Limits, Member, Metadata, Reason};
 /// First byte of every native message.
 pub const MAGIC: u8 = 0xFF;
 /// The only version this build speaks.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
+/// Bytes before the body: magic, version, type, suite.
+pub const HEADER_LEN: usize = 4;
 /// Survey id (SP header) a client uses to announce itself unasked on a new connection.
 pub const ANNOUNCE_ID: u32 = 0x8000_0000;
-/// Bytes of framing around one member in the largest single-member message.
-pub const MAX_OVERHEAD: usize = 64;
-/// Bytes of a DELTA before its events: magic, version, type, epoch, seq, count.
-pub const DELTA_HEADER_LEN: usize = 3 + 8 + 8 + 4;
-/// Bytes of a SNAPSHOT before its members.
-pub const SNAPSHOT_HEADER_LEN: usize = 3 + 8 + 8 + 4 + 1 + 8 + 4;
+/// Bytes of framing around one member in the largest single-member message
+/// (header, echo, member framing, signature trailer), with room to spare.
+pub const MAX_OVERHEAD: usize = 96;
+/// Bytes of a signed DELTA before its events, with its trailer: header, epoch,
+/// seq, counter, count; key id and tag.
+pub const DELTA_HEADER_LEN: usize = HEADER_LEN + 8 + 8 + 8 + 4 + crate::auth::TRAILER_LEN;
+/// Bytes of a signed SNAPSHOT without its members, with its trailer.
+pub const SNAPSHOT_HEADER_LEN: usize =
+    HEADER_LEN + 8 + 8 + 8 + 8 + 4 + 1 + 8 + 4 + crate::auth::TRAILER_LEN;
+/// Offset of the nonce in a SNAPSHOT (right after the header): a server encodes
+/// a snapshot once per seq and writes each request's nonce here.
+pub const SNAPSHOT_NONCE_AT: usize = HEADER_LEN;
 /// Bit 0 of the flags byte of HEARTBEAT and SNAPSHOT: the server is warming (it
 /// started less than `evict_after` × interval + deadline ago, so it may not have
 /// surveyed every member yet: subscribers let it add members, never remove them).
@@ -90,6 +100,9 @@ pub struct Heartbeat {
     pub epoch: u64,
     /// Seq of the last delta published.
     pub seq: u64,
+    /// The publication counter: +1 per publication (delta or heartbeat) of this
+    /// epoch; a subscriber drops one not above the last (a replay).
+    pub counter: u64,
     /// The server's survey interval in milliseconds (subscribers derive staleness from it).
     pub interval_ms: u32,
     /// The server is warming ([`FLAG_WARMING`]).
@@ -103,10 +116,15 @@ pub struct Heartbeat {
 /// The whole member set at `(epoch, seq)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
+    /// The nonce of the request it answers.
+    pub nonce: u64,
     /// Random per server start.
     pub epoch: u64,
     /// Seq of the last delta included.
     pub seq: u64,
+    /// The publication counter when it was taken: publications of this epoch
+    /// not above it are replays or already included.
+    pub counter: u64,
     /// The server's survey interval in milliseconds.
     pub interval_ms: u32,
     /// The server is warming ([`FLAG_WARMING`]).
@@ -127,21 +145,34 @@ pub enum Message {
         /// Survey number.
         round: u64,
     },
-    /// A client's answer.
-    Answer(Member),
+    /// A client's answer: the survey it answers (both 0 in an announce), and
+    /// the member.
+    Answer {
+        /// Epoch of the survey answered (0: an announce).
+        epoch: u64,
+        /// Round of the survey answered (0: an announce).
+        round: u64,
+        /// The member.
+        member: Member,
+    },
     /// Numbered changes.
     Delta {
         /// Server epoch.
         epoch: u64,
         /// +1 per delta publication.
         seq: u64,
+        /// The publication counter (see [`Heartbeat::counter`]).
+        counter: u64,
         /// In order.
         events: Vec<Event>,
     },
     /// See [`Heartbeat`].
     Heartbeat(Heartbeat),
     /// Asks for a snapshot.
-    SnapshotRequest,
+    SnapshotRequest {
+        /// Random; the snapshot echoes it.
+        nonce: u64,
+    },
     /// See [`Snapshot`].
     Snapshot(Snapshot),
 }
@@ -157,6 +188,8 @@ pub enum DecodeError {
     UnsupportedVersion(u8),
     /// An unknown type byte.
     UnknownKind(u8),
+    /// A suite byte this build does not know.
+    UnknownSuite(u8),
     /// A length over a limit.
     TooLarge(&'static str),
     /// A string that is not UTF-8.
@@ -180,6 +213,7 @@ impl fmt::Display for DecodeError {
             DecodeError::NotNative => write!(f, "not a native message (first byte is not 0xFF)"),
             DecodeError::UnsupportedVersion(v) => write!(f, "unsupported protocol version {v}"),
             DecodeError::UnknownKind(k) => write!(f, "unknown message type {k}"),
+            DecodeError::UnknownSuite(k) => write!(f, "unknown signature suite {k}"),
             DecodeError::TooLarge(what) => write!(f, "{what} over its limit"),
             DecodeError::InvalidUtf8(what) => write!(f, "{what} is not valid UTF-8"),
             DecodeError::ControlChar(what) => write!(f, "{what} has a control character"),
@@ -202,8 +236,8 @@ pub fn is_native(bytes: &[u8]) -> bool {
 // ---------------------------------------------------------------- encoding
 
 fn header(kind: u8, cap: usize) -> Vec<u8> {
-    let mut b = Vec::with_capacity(3 + cap);
-    b.extend_from_slice(&[MAGIC, VERSION, kind]);
+    let mut b = Vec::with_capacity(HEADER_LEN + cap + crate::auth::TRAILER_LEN);
+    b.extend_from_slice(&[MAGIC, VERSION, kind, crate::auth::SUITE_NONE]);
     b
 }
 
@@ -240,7 +274,7 @@ pub fn event_len(e: &Event) -> usize {
     2 + member_len(&e.member)
 }
 
-/// `FF 02 01 | epoch u64 | round u64`
+/// `FF 03 01 00 | epoch u64 | round u64` (unsigned; [`crate::Auth::seal`] signs it)
 pub fn encode_survey(epoch: u64, round: u64) -> Vec<u8> {
     let mut b = header(kind::SURVEY, 16);
     b.extend_from_slice(&epoch.to_be_bytes());
@@ -248,19 +282,23 @@ pub fn encode_survey(epoch: u64, round: u64) -> Vec<u8> {
     b
 }
 
-/// `FF 02 02 | member`
-pub fn encode_answer(m: &Member) -> Vec<u8> {
-    let mut b = header(kind::ANSWER, member_len(m));
+/// `FF 03 02 00 | epoch u64 | round u64 | member`: the answer to survey
+/// `(epoch, round)`, or an announce with both 0.
+pub fn encode_answer(m: &Member, epoch: u64, round: u64) -> Vec<u8> {
+    let mut b = header(kind::ANSWER, 16 + member_len(m));
+    b.extend_from_slice(&epoch.to_be_bytes());
+    b.extend_from_slice(&round.to_be_bytes());
     put_member(&mut b, m);
     b
 }
 
-/// `FF 02 03 | epoch u64 | seq u64 | count u32 | (kind u8, reason u8, member)*`
-pub fn encode_delta(epoch: u64, seq: u64, events: &[Event]) -> Vec<u8> {
+/// `FF 03 03 00 | epoch u64 | seq u64 | counter u64 | count u32 | (kind u8, reason u8, member)*`
+pub fn encode_delta(epoch: u64, seq: u64, counter: u64, events: &[Event]) -> Vec<u8> {
     let body: usize = events.iter().map(event_len).sum();
-    let mut b = header(kind::DELTA, 20 + body);
+    let mut b = header(kind::DELTA, 28 + body);
     b.extend_from_slice(&epoch.to_be_bytes());
     b.extend_from_slice(&seq.to_be_bytes());
+    b.extend_from_slice(&counter.to_be_bytes());
     b.extend_from_slice(&(events.len() as u32).to_be_bytes());
     for e in events {
         b.push(e.kind as u8);
@@ -270,11 +308,12 @@ pub fn encode_delta(epoch: u64, seq: u64, events: &[Event]) -> Vec<u8> {
     b
 }
 
-/// `FF 02 04 | epoch u64 | seq u64 | interval_ms u32 | flags u8 | count u32 | digest u64`
+/// `FF 03 04 00 | epoch u64 | seq u64 | counter u64 | interval_ms u32 | flags u8 | count u32 | digest u64`
 pub fn encode_heartbeat(h: &Heartbeat) -> Vec<u8> {
-    let mut b = header(kind::HEARTBEAT, 33);
+    let mut b = header(kind::HEARTBEAT, 41);
     b.extend_from_slice(&h.epoch.to_be_bytes());
     b.extend_from_slice(&h.seq.to_be_bytes());
+    b.extend_from_slice(&h.counter.to_be_bytes());
     b.extend_from_slice(&h.interval_ms.to_be_bytes());
     b.push(flags(h.warming));
     b.extend_from_slice(&h.count.to_be_bytes());
@@ -282,30 +321,48 @@ pub fn encode_heartbeat(h: &Heartbeat) -> Vec<u8> {
     b
 }
 
-/// `FF 02 05`
-pub fn encode_snapshot_request() -> Vec<u8> {
-    header(kind::SNAPSHOT_REQUEST, 0)
+/// `FF 03 05 00 | nonce u64`
+pub fn encode_snapshot_request(nonce: u64) -> Vec<u8> {
+    let mut b = header(kind::SNAPSHOT_REQUEST, 8);
+    b.extend_from_slice(&nonce.to_be_bytes());
+    b
 }
 
-/// `FF 02 06 | epoch u64 | seq u64 | interval_ms u32 | flags u8 | digest u64 | count u32 | member*`
+/// Everything of a SNAPSHOT but its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotHead {
+    /// The nonce of the request answered.
+    pub nonce: u64,
+    /// Server epoch.
+    pub epoch: u64,
+    /// Seq of the last delta included.
+    pub seq: u64,
+    /// Publication counter when taken.
+    pub counter: u64,
+    /// Survey interval in milliseconds.
+    pub interval_ms: u32,
+    /// Warming flag.
+    pub warming: bool,
+    /// Digest of the members.
+    pub digest: u64,
+}
+
+/// `FF 03 06 00 | nonce u64 | epoch u64 | seq u64 | counter u64 | interval_ms u32 | flags u8 | digest u64 | count u32 | member*`
 ///
 /// Takes the members as an iterator so a server can encode straight from its table.
-#[allow(clippy::too_many_arguments)]
 pub fn encode_snapshot<'a>(
-    epoch: u64,
-    seq: u64,
-    interval_ms: u32,
-    warming: bool,
-    digest: u64,
+    head: &SnapshotHead,
     count: usize,
     members: impl IntoIterator<Item = &'a Member>,
 ) -> Vec<u8> {
-    let mut b = header(kind::SNAPSHOT, 33 + count * 28);
-    b.extend_from_slice(&epoch.to_be_bytes());
-    b.extend_from_slice(&seq.to_be_bytes());
-    b.extend_from_slice(&interval_ms.to_be_bytes());
-    b.push(flags(warming));
-    b.extend_from_slice(&digest.to_be_bytes());
+    let mut b = header(kind::SNAPSHOT, 49 + count * 28);
+    b.extend_from_slice(&head.nonce.to_be_bytes());
+    b.extend_from_slice(&head.epoch.to_be_bytes());
+    b.extend_from_slice(&head.seq.to_be_bytes());
+    b.extend_from_slice(&head.counter.to_be_bytes());
+    b.extend_from_slice(&head.interval_ms.to_be_bytes());
+    b.push(flags(head.warming));
+    b.extend_from_slice(&head.digest.to_be_bytes());
     b.extend_from_slice(&(count as u32).to_be_bytes());
     let mut n = 0;
     for m in members {
@@ -448,7 +505,9 @@ fn warming(flags: u8) -> bool {
     flags & FLAG_WARMING != 0
 }
 
-/// Decodes one native message, checking every size against `limits`.
+/// Decodes one native message, checking every size against `limits`. A signed
+/// message's trailer (key id and tag) is skipped, not verified: verify it first
+/// with [`crate::Auth::check`].
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, DecodeError> {
     let mut r = Reader { buf: bytes, pos: 0 };
     if r.u8()? != MAGIC {
@@ -458,15 +517,34 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, DecodeError> {
     if version != VERSION {
         return Err(DecodeError::UnsupportedVersion(version));
     }
-    let msg = match r.u8()? {
+    let kind = r.u8()?;
+    let end = match r.u8()? {
+        crate::auth::SUITE_NONE => bytes.len(),
+        crate::auth::SUITE_HMAC_SHA256 => bytes
+            .len()
+            .checked_sub(crate::auth::TRAILER_LEN)
+            .filter(|e| *e >= HEADER_LEN)
+            .ok_or(DecodeError::Truncated)?,
+        other => return Err(DecodeError::UnknownSuite(other)),
+    };
+    let mut r = Reader {
+        buf: &bytes[..end],
+        pos: HEADER_LEN,
+    };
+    let msg = match kind {
         kind::SURVEY => Message::Survey {
             epoch: r.u64()?,
             round: r.u64()?,
         },
-        kind::ANSWER => Message::Answer(r.member(limits)?),
+        kind::ANSWER => Message::Answer {
+            epoch: r.u64()?,
+            round: r.u64()?,
+            member: r.member(limits)?,
+        },
         kind::DELTA => {
             let epoch = r.u64()?;
             let seq = r.u64()?;
+            let counter = r.u64()?;
             let n = r.count(2 + MIN_MEMBER, limits.max_members, "event count")?;
             let mut events = Vec::with_capacity(n);
             for _ in 0..n {
@@ -478,20 +556,28 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, DecodeError> {
                     member: r.member(limits)?,
                 });
             }
-            Message::Delta { epoch, seq, events }
+            Message::Delta {
+                epoch,
+                seq,
+                counter,
+                events,
+            }
         }
         kind::HEARTBEAT => Message::Heartbeat(Heartbeat {
             epoch: r.u64()?,
             seq: r.u64()?,
+            counter: r.u64()?,
             interval_ms: r.u32()?,
             warming: warming(r.u8()?),
             count: r.u32()?,
             digest: r.u64()?,
         }),
-        kind::SNAPSHOT_REQUEST => Message::SnapshotRequest,
+        kind::SNAPSHOT_REQUEST => Message::SnapshotRequest { nonce: r.u64()? },
         kind::SNAPSHOT => {
+            let nonce = r.u64()?;
             let epoch = r.u64()?;
             let seq = r.u64()?;
+            let counter = r.u64()?;
             let interval_ms = r.u32()?;
             let warming = warming(r.u8()?);
             let digest = r.u64()?;
@@ -501,8 +587,10 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, DecodeError> {
                 members.push(r.member(limits)?);
             }
             Message::Snapshot(Snapshot {
+                nonce,
                 epoch,
                 seq,
+                counter,
                 interval_ms,
                 warming,
                 digest,
@@ -595,11 +683,11 @@ mod tests {
         out
     }
 
-    #[test]
-    fn protocol_md_vectors_decode_to_the_documented_messages() {
-        let l = Limits::default();
-        let vectors = protocol_vectors();
-        let expect: Vec<(&str, Message)> = vec![
+    /// The messages of PROTOCOL.md's vectors, by name; `signed-*` ones are sealed
+    /// with the fixed test key (bytes 0x00..0x1f) and mesh label `test`.
+    fn documented() -> Vec<(&'static str, Message)> {
+        let a1 = || member("a", 1, &[]);
+        vec![
             (
                 "survey",
                 Message::Survey {
@@ -609,16 +697,21 @@ mod tests {
             ),
             (
                 "answer",
-                Message::Answer(Member {
-                    generation: 3,
-                    ..member("web-1", 7, &[("zone", "a")])
-                }),
+                Message::Answer {
+                    epoch: 0x0102030405060708,
+                    round: 42,
+                    member: Member {
+                        generation: 3,
+                        ..member("web-1", 7, &[("zone", "a")])
+                    },
+                },
             ),
             (
                 "delta",
                 Message::Delta {
                     epoch: 0x0102030405060708,
                     seq: 5,
+                    counter: 9,
                     events: vec![
                         Event {
                             kind: EventKind::Joined,
@@ -638,51 +731,140 @@ mod tests {
                 Message::Heartbeat(Heartbeat {
                     epoch: 0x0102030405060708,
                     seq: 5,
+                    counter: 10,
                     interval_ms: 1000,
                     warming: true,
                     count: 1,
-                    digest: crate::member::digest([&member("a", 1, &[])]),
+                    digest: crate::member::digest([&a1()]),
                 }),
             ),
-            ("snapshot-request", Message::SnapshotRequest),
+            (
+                "snapshot-request",
+                Message::SnapshotRequest {
+                    nonce: 0x1122334455667788,
+                },
+            ),
             (
                 "snapshot",
                 Message::Snapshot(Snapshot {
+                    nonce: 0x1122334455667788,
                     epoch: 0x0102030405060708,
                     seq: 5,
+                    counter: 10,
                     interval_ms: 1000,
                     warming: false,
-                    digest: crate::member::digest([&member("a", 1, &[])]),
-                    members: vec![member("a", 1, &[])],
+                    digest: crate::member::digest([&a1()]),
+                    members: vec![a1()],
                 }),
             ),
-        ];
+            (
+                "signed-survey",
+                Message::Survey {
+                    epoch: 0x0102030405060708,
+                    round: 42,
+                },
+            ),
+            (
+                "signed-answer",
+                Message::Answer {
+                    epoch: 0x0102030405060708,
+                    round: 42,
+                    member: a1(),
+                },
+            ),
+        ]
+    }
+
+    fn encode(msg: &Message) -> Vec<u8> {
+        match msg {
+            Message::Survey { epoch, round } => encode_survey(*epoch, *round),
+            Message::Answer {
+                epoch,
+                round,
+                member,
+            } => encode_answer(member, *epoch, *round),
+            Message::Delta {
+                epoch,
+                seq,
+                counter,
+                events,
+            } => encode_delta(*epoch, *seq, *counter, events),
+            Message::Heartbeat(h) => encode_heartbeat(h),
+            Message::SnapshotRequest { nonce } => encode_snapshot_request(*nonce),
+            Message::Snapshot(s) => encode_snapshot(
+                &SnapshotHead {
+                    nonce: s.nonce,
+                    epoch: s.epoch,
+                    seq: s.seq,
+                    counter: s.counter,
+                    interval_ms: s.interval_ms,
+                    warming: s.warming,
+                    digest: s.digest,
+                },
+                s.members.len(),
+                &s.members,
+            ),
+        }
+    }
+
+    fn role(msg: &Message) -> crate::auth::Role {
+        use crate::auth::Role;
+        match msg {
+            Message::Survey { .. } => Role::Survey,
+            Message::Answer { .. } => Role::Answer,
+            Message::Delta { .. } | Message::Heartbeat(_) => Role::Publication,
+            Message::SnapshotRequest { .. } => Role::SnapshotRequest,
+            Message::Snapshot(_) => Role::Snapshot,
+        }
+    }
+
+    fn test_auth() -> crate::Auth {
+        let key: Vec<u8> = (0u8..32).collect();
+        crate::Auth::with_keyring(crate::Keyring::new([key]).unwrap()).mesh_label("test")
+    }
+
+    /// Prints the vectors (`cargo test --lib print_vectors -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn print_vectors() {
+        for (name, msg) in documented() {
+            let mut b = encode(&msg);
+            if name.starts_with("signed-") {
+                b = test_auth().seal(role(&msg), b);
+            }
+            let hex: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+            println!("{name}: {}", hex.join(" "));
+        }
+        let key: Vec<u8> = (0u8..32).collect();
+        println!("key id: {}", crate::Keyring::key_id_of(&key).unwrap());
+    }
+
+    #[test]
+    fn protocol_md_vectors_decode_to_the_documented_messages() {
+        let l = Limits::default();
+        let vectors = protocol_vectors();
+        let expect = documented();
         assert_eq!(
             vectors.len(),
             expect.len(),
             "PROTOCOL.md vectors: {:?}",
             vectors.iter().map(|v| &v.0).collect::<Vec<_>>()
         );
+        let auth = test_auth();
         for ((name, bytes), (ename, msg)) in vectors.iter().zip(expect) {
             assert_eq!(name, ename);
             assert_eq!(decode(bytes, &l).as_ref(), Ok(&msg), "vector {name}");
-            // And our encoder writes exactly the documented bytes.
-            let again = match &msg {
-                Message::Survey { epoch, round } => encode_survey(*epoch, *round),
-                Message::Answer(m) => encode_answer(m),
-                Message::Delta { epoch, seq, events } => encode_delta(*epoch, *seq, events),
-                Message::Heartbeat(h) => encode_heartbeat(h),
-                Message::SnapshotRequest => encode_snapshot_request(),
-                Message::Snapshot(s) => encode_snapshot(
-                    s.epoch,
-                    s.seq,
-                    s.interval_ms,
-                    s.warming,
-                    s.digest,
-                    s.members.len(),
-                    &s.members,
-                ),
-            };
+            // And our encoder (and signer) writes exactly the documented bytes.
+            let mut again = encode(&msg);
+            if name.starts_with("signed-") {
+                let id = crate::Keyring::key_id_of(&(0u8..32).collect::<Vec<u8>>()).unwrap();
+                assert_eq!(
+                    auth.check(role(&msg), bytes),
+                    Ok(crate::auth::Checked::Signed(id)),
+                    "vector {name} verifies with the test key and label"
+                );
+                again = auth.seal(role(&msg), again);
+            }
             assert_eq!(&again, bytes, "encoding of vector {name}");
         }
     }
@@ -702,25 +884,25 @@ mod tests {
         assert_eq!(decode(b"", &l), Err(DecodeError::Truncated));
         assert_eq!(decode(b"hello", &l), Err(DecodeError::NotNative));
         assert_eq!(
-            decode(&[0xFF, 1, 1], &l),
+            decode(&[0xFF, 1, 1, 0], &l),
             Err(DecodeError::UnsupportedVersion(1))
         );
         assert_eq!(
-            decode(&[0xFF, 2, 99], &l),
+            decode(&[0xFF, 3, 99, 0], &l),
             Err(DecodeError::UnknownKind(99))
         );
-        let mut a = encode_answer(&member("x", 1, &[]));
+        let mut a = encode_answer(&member("x", 1, &[]), 1, 2);
         a.push(0);
         assert_eq!(decode(&a, &l), Err(DecodeError::TrailingBytes));
-        let empty = encode_answer(&Member::new("", 1));
+        let empty = encode_answer(&Member::new("", 1), 1, 2);
         assert_eq!(decode(&empty, &l), Err(DecodeError::Empty("name")));
-        let mut bad = encode_answer(&member("ab", 1, &[]));
-        bad[3 + 8 + 4 + 2] = 0xC3; // lone lead byte: not UTF-8
+        let mut bad = encode_answer(&member("ab", 1, &[]), 1, 2);
+        bad[HEADER_LEN + 16 + 8 + 4 + 2] = 0xC3; // lone lead byte: not UTF-8
         assert_eq!(decode(&bad, &l), Err(DecodeError::InvalidUtf8("name")));
-        let long = encode_answer(&Member::new("n".repeat(2000), 1));
+        let long = encode_answer(&Member::new("n".repeat(2000), 1), 1, 2);
         assert_eq!(decode(&long, &l), Err(DecodeError::TooLarge("name")));
         // A count that the remaining bytes cannot hold is refused before allocating.
-        let mut huge = encode_delta(1, 1, &[]);
+        let mut huge = encode_delta(1, 1, 1, &[]);
         let n = huge.len();
         huge[n - 4..].copy_from_slice(&50_000u32.to_be_bytes());
         assert_eq!(decode(&huge, &l), Err(DecodeError::Truncated));
@@ -730,7 +912,7 @@ mod tests {
             (&[("k", "a\u{0}b")][..], "metadata value"),
         ] {
             let name = if what == "name" { "web\nforged" } else { "web" };
-            let a = encode_answer(&member(name, 1, md));
+            let a = encode_answer(&member(name, 1, md), 1, 2);
             assert_eq!(decode(&a, &l), Err(DecodeError::ControlChar(what)));
         }
         assert_eq!(
@@ -746,10 +928,20 @@ mod tests {
         assert!(is_survey_id(&survey_id(7).to_be_bytes()));
         assert!(!is_survey_id(&[0x00, 0, 0, 7]), "high bit clear");
         assert!(!is_survey_id(&[0x80, 0, 0]), "short");
-        assert_eq!(DELTA_HEADER_LEN, encode_delta(1, 1, &[]).len());
+        let trailer = crate::auth::TRAILER_LEN;
+        assert_eq!(DELTA_HEADER_LEN, encode_delta(1, 1, 1, &[]).len() + trailer);
+        let head = SnapshotHead {
+            nonce: 1,
+            epoch: 1,
+            seq: 1,
+            counter: 1,
+            interval_ms: 1,
+            warming: false,
+            digest: 0,
+        };
         assert_eq!(
             SNAPSHOT_HEADER_LEN,
-            encode_snapshot(1, 1, 1, false, 0, 0, []).len()
+            encode_snapshot(&head, 0, []).len() + trailer
         );
         let ev = |n: &str| Event {
             kind: EventKind::Joined,
@@ -764,7 +956,7 @@ mod tests {
             [3, 3, 3, 1]
         );
         for r in &runs {
-            assert!(encode_delta(1, 1, r).len() <= DELTA_HEADER_LEN + 3 * one);
+            assert!(encode_delta(1, 1, 1, r).len() <= DELTA_HEADER_LEN + 3 * one);
         }
         // One event over the limit still goes, alone.
         assert_eq!(split_events(&events[..2], 1).count(), 2);
@@ -828,29 +1020,61 @@ mod tests {
             events in proptest::collection::vec(arb_event(), 0..5),
             flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
             cut in any::<usize>(),
+            signed in any::<bool>(),
         ) {
-            let mut b = encode_delta(9, 9, &events);
+            let mut b = encode_delta(9, 9, 9, &events);
+            if signed {
+                b = test_auth().seal(crate::auth::Role::Publication, b);
+            }
             for (i, v) in flips { let n = b.len(); b[i % n] = v; }
             let n = b.len();
             b.truncate(cut % (n + 1));
+            let _ = decode(&b, &Limits::default());
+            // A signed envelope's checker never panics on garbage or truncation,
+            // and a mutated message never verifies.
+            let checked = test_auth().check(crate::auth::Role::Publication, &b);
+            if signed && checked.is_ok() {
+                prop_assert_eq!(decode(&b, &Limits::default()).is_ok(), true);
+            }
+        }
+
+        #[test]
+        fn the_envelope_checker_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256),
+                                             prefix in any::<bool>()) {
+            let mut b = bytes;
+            if prefix && b.len() >= 4 {
+                b[0] = MAGIC; b[1] = VERSION; b[3] = crate::auth::SUITE_HMAC_SHA256;
+            }
+            for mode in [crate::AuthMode::Permissive, crate::AuthMode::Required] {
+                let a = test_auth().mode(mode);
+                prop_assert!(!matches!(a.check(crate::auth::Role::Answer, &b),
+                                       Ok(crate::auth::Checked::Signed(_))));
+            }
             let _ = decode(&b, &Limits::default());
         }
 
         #[test]
         fn round_trip(events in proptest::collection::vec(arb_event(), 0..8), m in arb_member(),
-                      epoch in any::<u64>(), seq in any::<u64>()) {
+                      epoch in any::<u64>(), seq in any::<u64>(), counter in any::<u64>()) {
             let l = Limits::default();
-            prop_assert_eq!(decode(&encode_answer(&m), &l), Ok(Message::Answer(m.clone())));
-            prop_assert_eq!(decode(&encode_delta(epoch, seq, &events), &l),
-                            Ok(Message::Delta { epoch, seq, events: events.clone() }));
+            prop_assert_eq!(decode(&encode_answer(&m, epoch, seq), &l),
+                            Ok(Message::Answer { epoch, round: seq, member: m.clone() }));
+            let signed = test_auth().seal(crate::auth::Role::Answer, encode_answer(&m, epoch, seq));
+            prop_assert_eq!(decode(&signed, &l),
+                            Ok(Message::Answer { epoch, round: seq, member: m.clone() }));
+            prop_assert_eq!(decode(&encode_delta(epoch, seq, counter, &events), &l),
+                            Ok(Message::Delta { epoch, seq, counter, events: events.clone() }));
             let members: Vec<Member> = events.iter().map(|e| e.member.clone()).collect();
-            let snap = encode_snapshot(epoch, seq, 1000, seq % 2 == 0, 7, members.len(), &members);
+            let head = SnapshotHead { nonce: counter, epoch, seq, counter, interval_ms: 1000,
+                                      warming: seq % 2 == 0, digest: 7 };
+            let snap = encode_snapshot(&head, members.len(), &members);
             prop_assert_eq!(decode(&snap, &l), Ok(Message::Snapshot(Snapshot {
-                epoch, seq, interval_ms: 1000, warming: seq % 2 == 0, digest: 7, members })));
-            prop_assert_eq!(event_len(&events.first().cloned().unwrap_or(Event {
-                kind: EventKind::Joined, reason: Reason::None, member: m.clone() })) + 23,
-                encode_delta(1, 1, &[events.first().cloned().unwrap_or(Event {
-                kind: EventKind::Joined, reason: Reason::None, member: m.clone() })]).len());
+                nonce: counter, epoch, seq, counter, interval_ms: 1000, warming: seq % 2 == 0,
+                digest: 7, members })));
+            let one = events.first().cloned().unwrap_or(Event {
+                kind: EventKind::Joined, reason: Reason::None, member: m.clone() });
+            prop_assert_eq!(event_len(&one) + DELTA_HEADER_LEN,
+                encode_delta(1, 1, 1, &[one]).len() + crate::auth::TRAILER_LEN);
         }
     }
 }

@@ -68,14 +68,14 @@ fn garbage_bytes_on_every_socket_are_dropped_and_the_server_keeps_serving() {
     let oversized = {
         let mut m = gopherdiscovery::Member::new("big", 1);
         m.metadata.insert("k".into(), "v".repeat(6000));
-        gopherdiscovery::wire::encode_answer(&m)
+        gopherdiscovery::wire::encode_answer(&m, 0, 0)
     };
     let bad = vec![
         vec![0xFF, 0x01, 0x02, 0x00], // truncated native answer
         vec![0xFF, 0x09, 0x02],       // unknown version
         vec![0xC3, 0x28],             // legacy answer, invalid UTF-8
         oversized,                    // over the answer size limit
-        gopherdiscovery::wire::encode_answer(&gopherdiscovery::Member::new("", 3)), // empty name
+        gopherdiscovery::wire::encode_answer(&gopherdiscovery::Member::new("", 3), 0, 0), // empty name
         vec![0xFF, 0x01, 0x01, 0, 0], // a survey sent back as an answer
     ];
     let _raw = raw_respondent_answers(&u.survey, &bad);
@@ -296,13 +296,14 @@ fn a_client_answers_only_real_surveys_and_keeps_answering_after_garbage() {
     let heartbeat = wire::encode_heartbeat(&wire::Heartbeat {
         epoch: 1,
         seq: 0,
+        counter: 1,
         interval_ms: 1000,
         warming: false,
         count: 0,
         digest: 0,
     });
-    send(0x8000_0011, b"\xff\x02garbage");
-    send(0x8000_0012, &[0xff, 0x02, 0x01]); // a survey cut short
+    send(0x8000_0011, b"\xff\x03garbage");
+    send(0x8000_0012, &[0xff, 0x03, 0x01, 0x00]); // a survey cut short
     send(0x8000_0013, &heartbeat); // well formed, but not a survey
     send(0x8000_0014, &wire::encode_survey(7, 1));
     send(0x8000_0015, b""); // the original Go server's survey
@@ -325,7 +326,11 @@ fn a_client_answers_only_real_surveys_and_keeps_answering_after_garbage() {
     assert_eq!(ids, vec![0x8000_0014, 0x8000_0015]);
     let limits = gopherdiscovery::Limits::default();
     match wire::decode(&answered[0].1, &limits).unwrap() {
-        wire::Message::Answer(m) => assert_eq!(m.name, "http://c:1"),
+        wire::Message::Answer {
+            epoch,
+            round,
+            member,
+        } => assert_eq!((epoch, round, member.name.as_str()), (7, 1, "http://c:1")),
         other => panic!("not an answer: {other:?}"),
     }
     assert_eq!(answered[1].1, b"http://c:1");

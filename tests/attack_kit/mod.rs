@@ -130,7 +130,10 @@ pub fn respondent(url: &str) -> Respondent {
 
 /// Sends a native answer of `m` unasked (the announce header).
 pub fn announce(s: &Respondent, m: &Member) -> bool {
-    s.send(wire::ANNOUNCE_ID.to_be_bytes(), &wire::encode_answer(m))
+    s.send(
+        wire::ANNOUNCE_ID.to_be_bytes(),
+        &wire::encode_answer(m, 0, 0),
+    )
 }
 
 /// `conns` connections each announce distinct names (with `meta` bytes of
@@ -190,7 +193,7 @@ pub fn snapshot_hammer(url: &str, conns: usize, total: usize, dur: Duration) -> 
                 let mut sent = 0u32;
                 while (sent as usize) < per && Instant::now() < end {
                     let id = 0x8000_0000u32 | sent;
-                    let m = Message::new(&id.to_be_bytes(), &wire::encode_snapshot_request());
+                    let m = Message::new(&id.to_be_bytes(), &wire::encode_snapshot_request(1));
                     if s.send(m).is_ok() {
                         sent += 1;
                     }

@@ -13,7 +13,6 @@ fn key(b: u8) -> Keyring {
     Keyring::new([[b; 32]]).unwrap()
 }
 
-
 #[test]
 fn right_key_joins_wrong_or_no_key_never_appears() {
     let dir = Scratch::new("auth");

@@ -41,6 +41,7 @@ fn client(survey: &str, name: String) -> Client {
         .split(',')
         .fold(Client::builder(name), |b, url| b.survey(url))
         .meta("zone", "a")
+        .authentication(crate::util::bench_auth())
         .start()
         .unwrap_or_else(|e| fail(&format!("child: client start failed: {e}")))
 }
@@ -68,6 +69,7 @@ pub fn server(args: &[String]) -> ! {
         .interval(Duration::from_millis(interval))
         .deadline(Duration::from_millis(deadline))
         .evict_after(evict)
+        .authentication(crate::util::bench_auth())
         .start()
         .unwrap_or_else(|e| fail(&format!("child: server start failed: {e}")));
     let u = server.urls().clone();

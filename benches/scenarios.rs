@@ -12,7 +12,8 @@
 //! subscriber's update handler stamps when it saw the change.
 //!
 //! Usage: `scenarios [quick|full] [--ns 10,100,1000,10000] [--subs S] [--samples K]
-//!         [--duration SOAK_SECONDS] [--skip churn,twoservers,soak,...] [--out DIR]`
+//!         [--duration SOAK_SECONDS] [--skip churn,twoservers,soak,...] [--out DIR]
+//!         [--keyring]`
 
 mod child;
 mod util;
@@ -144,8 +145,11 @@ impl Cfg {
                 "--churn-secs" => c.churn_secs = num(val(&a)?, &a)?.max(0.1),
                 "--skip" => c.skip = val(&a)?.split(',').map(str::to_string).collect(),
                 "--out" => c.out = Some(PathBuf::from(val(&a)?)),
+                // Every server, member and subscriber (children inherit it) signs
+                // and verifies with one fixed key: the cost of authentication.
+                "--keyring" => std::env::set_var(util::KEYRING_ENV, "1"),
                 "-h" | "--help" => {
-                    println!("usage: scenarios [quick|full] [--ns 10,100,1000,10000] [--subs S] [--samples K] [--duration SOAK_SECONDS] [--soak-n N] [--churn-secs S] [--skip steady,late,joinkill,stop,churn,twoservers,soak] [--out DIR]");
+                    println!("usage: scenarios [quick|full] [--ns 10,100,1000,10000] [--subs S] [--samples K] [--duration SOAK_SECONDS] [--soak-n N] [--churn-secs S] [--skip steady,late,joinkill,stop,churn,twoservers,soak] [--out DIR] [--keyring]");
                     std::process::exit(0);
                 }
                 _ => return Err(format!("unknown argument {a:?} (try --help)")),
@@ -294,6 +298,7 @@ impl Subs {
                 }
             }
             let sub = b
+                .authentication(util::bench_auth())
                 .on_update(move |u| {
                     let now = now_ns();
                     let digest = if t2.logging.load(Relaxed) {
@@ -735,10 +740,11 @@ impl Bench {
     /// Scenario 5: a late subscriber's time from start to the full view.
     fn late(&mut self, n: usize, bulk: usize, srv: &Srv) -> Result<(), String> {
         self.note(&format!("N={n}: late subscribers"));
-        let snap_bytes = gopherdiscovery::fetch_snapshot(
+        let snap_bytes = gopherdiscovery::fetch_snapshot_with(
             &srv.snapshot,
             Duration::from_secs(10),
             &Limits::default(),
+            &util::bench_auth(),
         )
         .ok()
         .map(|s| {
@@ -759,6 +765,7 @@ impl Bench {
             let (tx, rx) = std::sync::mpsc::channel();
             let t0 = now_ns();
             let sub = Subscriber::builder()
+                .authentication(util::bench_auth())
                 .publish(srv.publish.clone())
                 .snapshot(Some(srv.snapshot.clone()))
                 .on_update(move |u| {
@@ -1763,6 +1770,15 @@ fn main() {
     }
     let m = machine(&cfg);
     println!("{}", m.line());
+    let (seal, check, bytes) = util::auth_cost(200_000);
+    println!(
+        "auth: {} — HMAC-SHA256 of a {bytes}-byte signed ANSWER: seal {seal:.0} ns, check {check:.0} ns",
+        if std::env::var_os(util::KEYRING_ENV).is_some() {
+            "keyring on (every message signed and checked)"
+        } else {
+            "off (--keyring signs every message)"
+        }
+    );
     let out = cfg.out.clone();
     let mut b = Bench {
         cfg,

@@ -17,14 +17,8 @@ use zeroize::Zeroizing;
 
 use gopherdiscovery as core;
 
+use crate::convert::type_name;
 use crate::errors;
-
-fn type_name(v: &Bound<'_, PyAny>) -> String {
-    v.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into())
-}
 
 /// A key copied out of a `bytes` or `bytearray`, zeroed when dropped; `which`
 /// names it in the error ("key 2").
@@ -73,6 +67,9 @@ fn keyring(keys: &Bound<'_, PyAny>) -> PyResult<core::Keyring> {
     let mut copies = Vec::new();
     for (i, item) in items.enumerate() {
         copies.push(copy_key(py, &format!("key {}", i + 1), &item?)?);
+        if copies.len() > core::auth::MAX_KEYS {
+            break; // the core refuses it: no need to read an endless iterator on
+        }
     }
     core::Keyring::new(copies.iter().map(|k| &k[..])).map_err(|e| errors::to_py(py, e))
 }

@@ -72,5 +72,6 @@ fn _gopherdiscovery(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("STEP_SECONDS", feed::STEP.as_secs_f64())?;
     m.add("MAX_EVENTS", feed::MAX_EVENTS)?;
+    m.add("MAX_KEYS", gopherdiscovery::auth::MAX_KEYS)?;
     Ok(())
 }

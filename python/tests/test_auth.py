@@ -288,6 +288,7 @@ def not_base64(path: Path) -> Path:
         (lambda d: {"keyring": ["00" * 32]}, "keyring", "key 1: must be bytes (32 raw bytes), not str"),
         (lambda d: {"keyring": []}, "keyring", "invalid option keyring: no key"),
         (lambda d: {"keyring": [KEY, KEY]}, "keyring", "key 2 (id 03defadb) is given twice"),
+        (lambda d: {"keyring": iter(generate_key, None)}, "keyring", "invalid option keyring: more than 64 keys"),
         (lambda d: {"keyring": [KEY], "mesh_label": "a\nb"}, "mesh_label", "has a control character"),
     ],
     ids=[
@@ -302,6 +303,7 @@ def not_base64(path: Path) -> Path:
         "str key",
         "no key",
         "a key twice",
+        "endless iterator",
         "label with newline",
     ],
 )

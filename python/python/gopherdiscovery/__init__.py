@@ -39,7 +39,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Callable, Literal, Optional, TypeVar, Union
 
@@ -128,7 +128,7 @@ AuthMode = Literal["off", "permissive", "required"]
 (counted; for rolling a key into a live mesh), or sign and accept only what verifies.
 The default is "required" with a keyring, "off" without."""
 
-_Keys = Sequence[Union[bytes, bytearray]]
+_Keys = Iterable[Union[bytes, bytearray]]
 _Path = Union[str, os.PathLike[str]]
 
 _PeersCallback = TypeVar("_PeersCallback", bound=Callable[[list[str]], object])
@@ -534,11 +534,12 @@ class _Watching:
 
 def _once(keyring: Optional[_Keys]) -> Optional[_Keys]:
     """``keyring`` readable twice (a watching client gives it to its subscriber
-    too): an iterator becomes a list; a single ``bytes`` stays as it is, for the
-    library to refuse with its message."""
+    too): an iterator becomes a list (of one key more than a keyring takes at
+    most, so the library refuses an endless one); a single ``bytes`` stays as it
+    is, for the library to refuse with its message."""
     if keyring is None or isinstance(keyring, (bytes, bytearray, str, list, tuple)):
         return keyring
-    return list(keyring)
+    return list(itertools.islice(keyring, _ext.MAX_KEYS + 1))
 
 
 def _servers(servers: Optional[Sequence[tuple[str, str]]]) -> Optional[list[tuple[str, str]]]:

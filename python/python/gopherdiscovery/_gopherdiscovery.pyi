@@ -3,7 +3,7 @@ with ``python -m mypy.stubtest gopherdiscovery._gopherdiscovery``."""
 
 import builtins
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, Literal, Optional, Union, final
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_SNAPSHOT_URL",
     "STEP_SECONDS",
     "MAX_EVENTS",
+    "MAX_KEYS",
 ]
 
 __version__: Final[str]
@@ -62,6 +63,7 @@ DEFAULT_PUBLISH_URL: Final[str]
 DEFAULT_SNAPSHOT_URL: Final[str]
 STEP_SECONDS: Final[float]
 MAX_EVENTS: Final[int]
+MAX_KEYS: Final[int]
 HISTOGRAM_BOUNDS_SECONDS: Final[list[float]]
 
 # Exceptions: one base class; each subclass also derives from the built-in that
@@ -89,8 +91,8 @@ class TransportError(Error, OSError): ...
 class IoError(Error, OSError): ...
 
 _Metadata = Mapping[str, str]
-# Keys for keyring=: 32 raw bytes each, primary first.
-_Keys = Sequence[Union[bytes, bytearray]]
+# Keys for keyring=: 32 raw bytes each, primary first (any iterable; a list usually).
+_Keys = Iterable[Union[bytes, bytearray]]
 _Path = Union[str, os.PathLike[str]]
 _AuthMode = Literal["off", "permissive", "required"]
 

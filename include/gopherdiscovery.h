@@ -25,6 +25,10 @@
  * - Options. Each options struct starts with struct_size; fill it with its
  *   gd_*_options_init call, then set fields. An older binary keeps working with a
  *   newer library, which gives fields it did not know their defaults.
+ * - Keys. A keyring (the `keys` of every options struct, gd_*_set_keyring) is
+ *   an array of pointers to GD_KEY_LEN-byte keys, primary first, copied during
+ *   the call: clear and free your copy when it returns. The library keeps only
+ *   what it derives from the keys and zeroes that once unused. See gd_auth.
  * - Threads. Every function may be called from any thread, and handles may be
  *   shared between threads, except that a gd_*_close must not run at the same
  *   time as another call on the same handle (calls made by the handle's own
@@ -246,6 +250,72 @@ typedef int32_t gd_socket;
 #endif // __cplusplus
 
 /**
+ * What a handle does with signatures (`auth` of every options struct).
+ */
+enum gd_auth
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The default: `GD_AUTH_REQUIRED` when a keyring is given (`keys` or
+   * `keyring_file`), `GD_AUTH_OFF` without.
+   */
+  GD_AUTH_DEFAULT = 0,
+  /**
+   * Nothing is signed or checked.
+   */
+  GD_AUTH_OFF = 1,
+  /**
+   * Everything sent is signed; signed input must verify; unsigned input
+   * (peers without a key, legacy members) is accepted and counted
+   * (`auth_unsigned_accepted`). For rolling a key into a live mesh.
+   */
+  GD_AUTH_PERMISSIVE = 2,
+  /**
+   * Everything sent is signed; only input that verifies is accepted.
+   */
+  GD_AUTH_REQUIRED = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum gd_auth gd_auth;
+#else
+typedef int32_t gd_auth;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The sizes and limits of keys in C: integer constants, usable as array sizes
+ * (`uint8_t key[GD_KEY_LEN]`, `char id[GD_KEY_ID_LEN]`).
+ */
+enum gd_keyring_limits
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Bytes of one key (`keys`, `gd_*_set_keyring`, `gd_key_id`).
+   */
+  GD_KEY_LEN = 32,
+  /**
+   * Most keys in a keyring (`keys_count`).
+   */
+  GD_MAX_KEYS = 64,
+  /**
+   * Bytes `gd_key_id` writes: 8 lowercase hex digits and a NUL.
+   */
+  GD_KEY_ID_LEN = 9,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum gd_keyring_limits gd_keyring_limits;
+#else
+typedef int32_t gd_keyring_limits;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A running member (opaque), perhaps watching the member set.
  */
 typedef struct gd_client gd_client;
@@ -416,6 +486,33 @@ typedef struct gd_subscriber_options {
    * Number of pairs at `servers`.
    */
   size_t servers_count;
+  /**
+   * The keyring, as `gd_server_options.keys`: `keys_count` pointers to
+   * `GD_KEY_LEN` bytes, primary first. **Copied during the call:** the caller
+   * keeps ownership and may free them when it returns. Under required (the
+   * default with a keyring) only publications and snapshots that verify are
+   * taken, and snapshot requests are signed. In a client's `watch`, leaving
+   * all five keyring fields at their defaults takes the client's keyring, auth
+   * and mesh label; setting any of them gives the subscriber its own. NULL / 0
+   * (the default): no keyring.
+   */
+  const uint8_t *const *keys;
+  /**
+   * Number of pointers at `keys`.
+   */
+  size_t keys_count;
+  /**
+   * The keyring as a file instead of `keys`, as `gd_server_options.keyring_file`.
+   */
+  const char *keyring_file;
+  /**
+   * A `gd_auth` value, as `gd_server_options.auth` (default `GD_AUTH_DEFAULT`).
+   */
+  int32_t auth;
+  /**
+   * The mesh label, as `gd_server_options.mesh_label` (NULL: empty).
+   */
+  const char *mesh_label;
 } gd_subscriber_options;
 
 /**
@@ -462,6 +559,32 @@ typedef struct gd_client_options {
    * default): the client does not watch.
    */
   const struct gd_subscriber_options *watch;
+  /**
+   * The keyring, as `gd_server_options.keys`: `keys_count` pointers to
+   * `GD_KEY_LEN` bytes, primary first. **Copied during the call:** the caller
+   * keeps ownership and may free them when it returns. Under required (the
+   * default with a keyring) the client answers only surveys that verify and
+   * signs its answers with the primary. A watching client's subscriber takes
+   * the client's keyring, auth and mesh label unless its own options set one
+   * of them. NULL / 0 (the default): no keyring.
+   */
+  const uint8_t *const *keys;
+  /**
+   * Number of pointers at `keys`.
+   */
+  size_t keys_count;
+  /**
+   * The keyring as a file instead of `keys`, as `gd_server_options.keyring_file`.
+   */
+  const char *keyring_file;
+  /**
+   * A `gd_auth` value, as `gd_server_options.auth` (default `GD_AUTH_DEFAULT`).
+   */
+  int32_t auth;
+  /**
+   * The mesh label, as `gd_server_options.mesh_label` (NULL: empty).
+   */
+  const char *mesh_label;
 } gd_client_options;
 
 /**
@@ -497,6 +620,36 @@ typedef struct gd_client_statistics {
    * Survey URLs the client dials: indexes for `gd_client_survey_url_stats`.
    */
   size_t survey_url_count;
+  /**
+   * Surveys dropped by authentication (the Rust `AuthStats`, prefixed
+   * `auth_`): the tag did not verify (a wrong mesh label, altered bytes).
+   */
+  uint64_t auth_bad_mac;
+  /**
+   * Dropped: signed with a key id not in the keyring (the server has another key).
+   */
+  uint64_t auth_unknown_key;
+  /**
+   * Dropped: not signed while auth is required (a server without a key).
+   */
+  uint64_t auth_unsigned;
+  /**
+   * Dropped: replayed (a subscriber's reason: 0 on a client, kept so every
+   * statistics struct has the same fields).
+   */
+  uint64_t auth_replayed;
+  /**
+   * Dropped: stale survey (a server's reason: 0 on a client).
+   */
+  uint64_t auth_stale_survey;
+  /**
+   * Dropped: wrong connection (a server's reason: 0 on a client).
+   */
+  uint64_t auth_wrong_connection;
+  /**
+   * Accepted: unsigned surveys answered under `GD_AUTH_PERMISSIVE`.
+   */
+  uint64_t auth_unsigned_accepted;
 } gd_client_statistics;
 
 /**
@@ -582,6 +735,43 @@ typedef struct gd_server_options {
    * Most members kept; answers beyond are dropped and counted (default 100000).
    */
   uint32_t max_members;
+  /**
+   * The keyring (docs/PROTOCOL.md, "Authentication"): `keys_count` pointers,
+   * each to `GD_KEY_LEN` (32) bytes of key, the first the primary (it signs;
+   * all verify). **Copied during the call:** the caller keeps ownership of the
+   * array and the keys and may clear and free them as soon as the call
+   * returns; the library keeps only what it derives from them, zeroed once
+   * unused (the handle closed or its keyring replaced). NULL / 0 (the
+   * default): no keyring. Refused with
+   * `GD_INVALID_OPTION`: a NULL entry, more than `GD_MAX_KEYS` (64) keys, a key
+   * given twice, and `keyring_file` set as well.
+   */
+  const uint8_t *const *keys;
+  /**
+   * Number of pointers at `keys`.
+   */
+  size_t keys_count;
+  /**
+   * The keyring as a file instead of `keys`: one base64 key per line, the
+   * first the primary, `#` comments (the CLI's `--keyring-file`). Read during
+   * the call (`GD_INVALID_OPTION` when it cannot be read or parsed); NULL (the
+   * default): none.
+   */
+  const char *keyring_file;
+  /**
+   * A `gd_auth` value: `GD_AUTH_DEFAULT` (0, the default: required with a
+   * keyring, off without), `GD_AUTH_OFF`, `GD_AUTH_PERMISSIVE`,
+   * `GD_AUTH_REQUIRED`. Permissive or required without a keyring, or any
+   * other value: `GD_INVALID_OPTION`. Under required, `legacy_publish` is
+   * refused (`GD_INVALID_OPTION`), unsigned answers and snapshot requests are
+   * dropped and counted (`auth_unsigned`).
+   */
+  int32_t auth;
+  /**
+   * The mesh label every tag covers, NUL-terminated UTF-8, at most 255 bytes,
+   * no control characters; copied during the call. NULL (the default): empty.
+   */
+  const char *mesh_label;
 } gd_server_options;
 
 /**
@@ -769,6 +959,44 @@ typedef struct gd_server_statistics {
    * How late each regular survey round started against its schedule.
    */
   struct gd_histogram round_lag;
+  /**
+   * Challenge surveys sent: with a keyring, an announce (or an answer on a
+   * connection its member is not on) is admitted only when the survey sent to
+   * that one connection is answered there.
+   */
+  uint64_t challenges;
+  /**
+   * Answers and snapshot requests dropped by authentication (the Rust
+   * `AuthStats`, prefixed `auth_`): the tag did not verify (a wrong mesh
+   * label, altered bytes).
+   */
+  uint64_t auth_bad_mac;
+  /**
+   * Dropped: signed with a key id not in the keyring (a wrong or retired key).
+   */
+  uint64_t auth_unknown_key;
+  /**
+   * Dropped: not signed while auth is required (peers without a key, legacy ones).
+   */
+  uint64_t auth_unsigned;
+  /**
+   * Dropped: replayed publications and snapshots (a subscriber's reason: 0
+   * on a server, kept so every statistics struct has the same fields).
+   */
+  uint64_t auth_replayed;
+  /**
+   * Dropped: an answer echoing a survey not sent in the last 2 intervals.
+   */
+  uint64_t auth_stale_survey;
+  /**
+   * Dropped: an answer echoing a survey sent to another connection.
+   */
+  uint64_t auth_wrong_connection;
+  /**
+   * Accepted: unsigned answers and requests under `GD_AUTH_PERMISSIVE` (when it
+   * stops rising, the mesh can move to required).
+   */
+  uint64_t auth_unsigned_accepted;
 } gd_server_statistics;
 
 /**
@@ -906,6 +1134,38 @@ typedef struct gd_subscriber_statistics {
    * Publications dropped as malformed.
    */
   uint64_t dropped;
+  /**
+   * Publications and snapshots dropped by authentication (the Rust
+   * `AuthStats`, prefixed `auth_`): the tag did not verify (a wrong mesh
+   * label, altered bytes).
+   */
+  uint64_t auth_bad_mac;
+  /**
+   * Dropped: signed with a key id not in the keyring (the server has another key).
+   */
+  uint64_t auth_unknown_key;
+  /**
+   * Dropped: not signed while auth is required (a server without a key).
+   */
+  uint64_t auth_unsigned;
+  /**
+   * Dropped: a publication whose counter is not above the last of its epoch,
+   * or a snapshot not echoing the outstanding request's nonce.
+   */
+  uint64_t auth_replayed;
+  /**
+   * Dropped: stale survey (a server's reason: 0 on a subscriber, kept so
+   * every statistics struct has the same fields).
+   */
+  uint64_t auth_stale_survey;
+  /**
+   * Dropped: wrong connection (a server's reason: 0 on a subscriber).
+   */
+  uint64_t auth_wrong_connection;
+  /**
+   * Accepted: unsigned publications and snapshots under `GD_AUTH_PERMISSIVE`.
+   */
+  uint64_t auth_unsigned_accepted;
 } gd_subscriber_statistics;
 
 #ifdef __cplusplus
@@ -924,7 +1184,7 @@ const char *gd_version(void);
 const char *gd_nng_version(void);
 
 /**
- * The native wire protocol's version byte (`docs/PROTOCOL.md`), e.g. 1.
+ * The native wire protocol's version byte (`docs/PROTOCOL.md`), e.g. 3.
  */
 uint8_t gd_wire_version(void);
 
@@ -947,6 +1207,21 @@ const char *gd_strerror(int32_t code);
  * `buf` is NULL or valid for writing `len` bytes.
  */
 size_t gd_last_error_message(char *buf, size_t len);
+
+/**
+ * Writes the key id of a 32-byte key into `out`: 8 lowercase hex digits and a
+ * NUL (`GD_KEY_ID_LEN` bytes), e.g. `"03defadb"` for the key of bytes 0, 1, …,
+ * 31. The id names a key in logs, metrics and `gopherdiscovery keyring list`
+ * without revealing it. `key` is read and `out` written only during the call;
+ * both stay the caller's. Any thread.
+ *
+ * Errors: `GD_INVALID_OPTION` (`key` or `out` NULL); `out` is not written.
+ *
+ * # Safety
+ * `key` is NULL or points to `GD_KEY_LEN` readable bytes; `out` is NULL or
+ * valid for writing `GD_KEY_ID_LEN` bytes.
+ */
+gd_result gd_key_id(const uint8_t *key, char *out);
 
 /**
  * Writes the default settings into `*options` (and sets its `struct_size`).
@@ -972,16 +1247,18 @@ gd_result gd_client_options_init(struct gd_client_options *options);
  * handle in `*out`.
  *
  * Errors: `GD_INVALID_MEMBER` (name or metadata), `GD_INVALID_URL`,
- * `GD_INVALID_OPTION`, `GD_TRANSPORT`, `GD_IO`.
+ * `GD_INVALID_OPTION` (the message names the option, keyring fields
+ * included), `GD_TRANSPORT`, `GD_IO`.
  *
  * Threads: the client answers on NNG's own threads (no thread of its own) and calls no
  * user code; a watching client's callbacks run as `gd_on_peers` says.
  *
  * # Safety
  * `options` is NULL or a `gd_client_options` filled by `gd_client_options_init`
- * whose pointers and counts describe readable strings and arrays (and `watch`
- * is NULL or a `gd_subscriber_options` filled by its init call); `out` is NULL
- * or writable.
+ * whose pointers and counts describe readable strings and arrays (`keys`: NULL
+ * or `keys_count` pointers, each NULL or to `GD_KEY_LEN` readable bytes; and
+ * `watch` is NULL or a `gd_subscriber_options` filled by its init call); `out`
+ * is NULL or writable.
  */
 gd_result gd_client_join(const struct gd_client_options *options, struct gd_client **out);
 
@@ -1002,6 +1279,28 @@ gd_result gd_client_join(const struct gd_client_options *options, struct gd_clie
 gd_result gd_client_set_metadata(const struct gd_client *client,
                                  const struct gd_metadata_entry *entries,
                                  size_t count);
+
+/**
+ * Replaces the keyring of a running client (`keys_count` pointers, each to
+ * `GD_KEY_LEN` bytes, primary first), and that of its subscriber if it took
+ * the client's (its own options set no keyring field): answers are signed with
+ * the new primary from the next survey on; the mode and mesh label stay.
+ * **Copied during the call:** the caller keeps ownership of `keys` and the
+ * keys, and may clear and free them when it returns. Any thread, callbacks
+ * included.
+ *
+ * Errors, the keyring left as it was: `GD_INVALID_OPTION` (`client` NULL; no
+ * key, more than `GD_MAX_KEYS`, a NULL entry, a key given twice; a client
+ * started without a keyring: restart it with one).
+ *
+ * # Safety
+ * `client` is NULL or a client from `gd_client_join` not yet closed; `keys`
+ * is NULL or holds `keys_count` pointers, each NULL or to `GD_KEY_LEN`
+ * readable bytes.
+ */
+gd_result gd_client_set_keyring(const struct gd_client *client,
+                                const uint8_t *const *keys,
+                                size_t keys_count);
 
 /**
  * The subscriber of a client that watches (`gd_client_options.watch`), for
@@ -1091,14 +1390,17 @@ gd_result gd_server_options_init(struct gd_server_options *options);
  *
  * Errors: `GD_INVALID_URL`, `GD_ADDRESS_IN_USE` (the message names the URL),
  * `GD_INVALID_OPTION` (nonsense timings, two sockets on one URL, bad
- * `struct_size`), `GD_TRANSPORT`, `GD_IO`.
+ * `struct_size`, a keyring field refused: the message names it),
+ * `GD_TRANSPORT`, `GD_IO`.
  *
  * Threads: the server runs three library threads (`gd-server-loop`,
  * `gd-server-answers`, `gd-server-snapshot`); it calls no user code.
  *
  * # Safety
  * `options` is NULL or a `gd_server_options` filled by `gd_server_options_init`
- * whose strings are NULL or NUL-terminated; `out` is NULL or writable.
+ * whose strings are NULL or NUL-terminated and whose `keys` is NULL or holds
+ * `keys_count` pointers, each NULL or to `GD_KEY_LEN` readable bytes; `out` is
+ * NULL or writable.
  */
 gd_result gd_server_start(const struct gd_server_options *options, struct gd_server **out);
 
@@ -1127,6 +1429,28 @@ const char *gd_server_url(const struct gd_server *server, int32_t which);
  * other call is using.
  */
 gd_result gd_server_close(struct gd_server *server);
+
+/**
+ * Replaces the keyring of a running server (`keys_count` pointers, each to
+ * `GD_KEY_LEN` bytes, primary first): what it sends next is signed with the new
+ * primary, what comes next is verified with the new keys; the mode and mesh
+ * label stay. Rolls a key without a restart: add the new key as secondary
+ * everywhere, then make it primary everywhere, then remove the old one.
+ * **Copied during the call:** the caller keeps ownership of `keys` and the
+ * keys, and may clear and free them when it returns. Any thread.
+ *
+ * Errors, the keyring left as it was: `GD_INVALID_OPTION` (`server` NULL; no
+ * key, more than `GD_MAX_KEYS`, a NULL entry, a key given twice; a server
+ * started without a keyring: restart it with one).
+ *
+ * # Safety
+ * `server` is NULL or a server from `gd_server_start` not yet closed; `keys`
+ * is NULL or holds `keys_count` pointers, each NULL or to `GD_KEY_LEN`
+ * readable bytes.
+ */
+gd_result gd_server_set_keyring(const struct gd_server *server,
+                                const uint8_t *const *keys,
+                                size_t keys_count);
 
 /**
  * Fills `*out` with what `server` took, dropped and sent so far. Set
@@ -1194,12 +1518,14 @@ gd_result gd_subscriber_options_init(struct gd_subscriber_options *options);
  * in the background (state `GD_STATE_SYNCING` until the first snapshot).
  * No callback runs before this call has stored the handle in `*out`.
  *
- * Errors: `GD_INVALID_URL`, `GD_INVALID_OPTION`, `GD_TRANSPORT`, `GD_IO`.
+ * Errors: `GD_INVALID_URL`, `GD_INVALID_OPTION` (the message names the
+ * option, keyring fields included), `GD_TRANSPORT`, `GD_IO`.
  *
  * # Safety
  * `options` is NULL or a `gd_subscriber_options` filled by
- * `gd_subscriber_options_init` whose strings are NULL or NUL-terminated; `out`
- * is NULL or writable.
+ * `gd_subscriber_options_init` whose strings are NULL or NUL-terminated and
+ * whose `keys` is NULL or holds `keys_count` pointers, each NULL or to
+ * `GD_KEY_LEN` readable bytes; `out` is NULL or writable.
  */
 gd_result gd_subscriber_open(const struct gd_subscriber_options *options,
                              struct gd_subscriber **out);
@@ -1225,6 +1551,29 @@ gd_result gd_subscriber_open(const struct gd_subscriber_options *options,
  * using (its own callbacks aside).
  */
 gd_result gd_subscriber_close(struct gd_subscriber *sub);
+
+/**
+ * Replaces the keyring of a running subscriber (`keys_count` pointers, each to
+ * `GD_KEY_LEN` bytes, primary first): publications and snapshots are verified
+ * with the new keys, snapshot requests signed with the new primary; the mode
+ * and mesh label stay. `sub` may be a client's subscriber
+ * (`gd_client_subscriber`); one that took the client's keyring follows
+ * `gd_client_set_keyring` anyway. **Copied during the call:** the caller keeps
+ * ownership of `keys` and the keys, and may clear and free them when it
+ * returns. Any thread, callbacks included.
+ *
+ * Errors, the keyring left as it was: `GD_INVALID_OPTION` (`sub` NULL; no
+ * key, more than `GD_MAX_KEYS`, a NULL entry, a key given twice; a subscriber
+ * started without a keyring: reopen it with one).
+ *
+ * # Safety
+ * `sub` is NULL or a subscriber from `gd_subscriber_open` or
+ * `gd_client_subscriber` whose owner is not yet closed; `keys` is NULL or holds
+ * `keys_count` pointers, each NULL or to `GD_KEY_LEN` readable bytes.
+ */
+gd_result gd_subscriber_set_keyring(const struct gd_subscriber *sub,
+                                    const uint8_t *const *keys,
+                                    size_t keys_count);
 
 /**
  * Sets (or, with `callback = NULL`, removes) the peer-list callback of `sub`,

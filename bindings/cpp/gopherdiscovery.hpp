@@ -27,6 +27,7 @@
 
 #include <gopherdiscovery.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -92,6 +93,19 @@ struct Event {
   const char* reason_str() const noexcept { return gd_reason_str(static_cast<int32_t>(reason)); }
 };
 
+/// What a handle does with signatures (gd_auth).
+enum class Auth : int32_t {
+  /// Required with a keyring (keys or keyring_file), off without.
+  Default = GD_AUTH_DEFAULT,
+  Off = GD_AUTH_OFF,
+  /// Signs what it sends; accepts unsigned input and counts it (auth_unsigned_accepted).
+  Permissive = GD_AUTH_PERMISSIVE,
+  Required = GD_AUTH_REQUIRED,
+};
+
+/// One key of a keyring: 32 random bytes (`gopherdiscovery keygen` prints one in base64).
+using Key = std::array<std::uint8_t, GD_KEY_LEN>;
+
 using PeersCallback = std::function<void(const std::vector<std::string>& peers)>;
 using EventCallback = std::function<void(const Event& event)>;
 
@@ -107,6 +121,13 @@ struct ServerOptions {
   std::optional<std::chrono::milliseconds> deadline;
   std::optional<std::uint32_t> evict_after;
   std::optional<std::uint32_t> max_members;
+  /// The keyring, primary first (copied when the server starts); empty: none.
+  std::vector<Key> keys;
+  /// The keyring as a file instead (one base64 key per line); empty: none.
+  std::string keyring_file;
+  Auth auth = Auth::Default;
+  /// Covered by every tag; empty: none.
+  std::string mesh_label;
 };
 
 /// Settings of a Subscriber (or of a Client's watch); an empty URL means the default.
@@ -125,6 +146,12 @@ struct SubscriberOptions {
   PeersCallback on_peers;
   /// Installed before the subscriber starts, so it sees the first view's events.
   EventCallback on_event;
+  /// Keyring, auth and mesh label as in ServerOptions. In a ClientOptions::watch,
+  /// leaving all four unset takes the client's.
+  std::vector<Key> keys;
+  std::string keyring_file;
+  Auth auth = Auth::Default;
+  std::string mesh_label;
 };
 
 /// One configured server as a subscriber sees it (SubscriberRef::servers()).
@@ -154,6 +181,11 @@ struct ClientOptions {
   std::optional<std::chrono::milliseconds> reconnect_max;
   /// Also watch the member set (the original's ClientWithSub).
   std::optional<SubscriberOptions> watch;
+  /// Keyring, auth and mesh label as in ServerOptions.
+  std::vector<Key> keys;
+  std::string keyring_file;
+  Auth auth = Auth::Default;
+  std::string mesh_label;
 };
 
 namespace detail {
@@ -226,10 +258,37 @@ struct Callbacks {
   }
 };
 
-/// C options from C++ ones; the strings stay owned by `o`, the server pairs by
-/// `urls` (both must outlive the call that takes the options).
+/// Pointers to `keys`, for the C `keys` arguments (no key bytes are copied).
+inline std::vector<const std::uint8_t*> key_pointers(const std::vector<Key>& keys) {
+  std::vector<const std::uint8_t*> v;
+  v.reserve(keys.size());
+  for (const auto& k : keys) v.push_back(k.data());
+  return v;
+}
+
+/// Sets the keyring fields of a C options struct from C++ options; `ptrs` and `o`
+/// must outlive the call that takes the options.
+template <typename C, typename O>
+inline void auth_options(C& c, const O& o, std::vector<const std::uint8_t*>& ptrs) {
+  ptrs = key_pointers(o.keys);
+  c.keys = ptrs.empty() ? nullptr : ptrs.data();
+  c.keys_count = ptrs.size();
+  c.keyring_file = c_str_or_null(o.keyring_file);
+  c.auth = static_cast<int32_t>(o.auth);
+  c.mesh_label = c_str_or_null(o.mesh_label);
+}
+
+/// The storage a C gd_subscriber_options points into, besides the C++ options.
+struct SubscriberStorage {
+  std::vector<gd_server_urls> urls;
+  std::vector<const std::uint8_t*> keys;
+};
+
+/// C options from C++ ones; the strings stay owned by `o`, the server pairs and
+/// key pointers by `st` (both must outlive the call that takes the options).
 inline gd_subscriber_options subscriber_options(const SubscriberOptions& o, Callbacks* cbs,
-                                                std::vector<gd_server_urls>& urls) {
+                                                SubscriberStorage& st) {
+  std::vector<gd_server_urls>& urls = st.urls;
   gd_subscriber_options c;
   check(gd_subscriber_options_init(&c));
   c.publish = c_str_or_null(o.publish);
@@ -244,6 +303,7 @@ inline gd_subscriber_options subscriber_options(const SubscriberOptions& o, Call
   c.on_peers = &Callbacks::on_peers;
   c.on_event = &Callbacks::on_event;
   c.user = cbs;
+  auth_options(c, o, st.keys);
   cbs->peers = o.on_peers;
   cbs->event = o.on_event;
   return c;
@@ -320,6 +380,12 @@ class SubscriberRef {
     detail::check(gd_on_peers(handle_, &detail::Callbacks::on_peers, callbacks_));
   }
 
+  /// Replaces the keyring (primary first; copied): see gd_subscriber_set_keyring.
+  void set_keyring(const std::vector<Key>& keys) {
+    std::vector<const std::uint8_t*> p = detail::key_pointers(keys);
+    detail::check(gd_subscriber_set_keyring(handle_, p.empty() ? nullptr : p.data(), p.size()));
+  }
+
   /// Replaces the event callback (empty: none); it sees the changes after this call.
   void on_event(EventCallback f) {
     {
@@ -346,8 +412,8 @@ class Subscriber : public SubscriberRef {
   explicit Subscriber(const SubscriberOptions& o = {})
       : SubscriberRef(nullptr, nullptr), owned_(new detail::Callbacks) {
     callbacks_ = owned_.get();
-    std::vector<gd_server_urls> urls;
-    gd_subscriber_options c = detail::subscriber_options(o, callbacks_, urls);
+    detail::SubscriberStorage st;
+    gd_subscriber_options c = detail::subscriber_options(o, callbacks_, st);
     detail::check(gd_subscriber_open(&c, &handle_));
   }
   Subscriber(const Subscriber&) = delete;
@@ -404,6 +470,8 @@ class Server {
     if (o.deadline) c.deadline_ms = detail::millis(*o.deadline);
     if (o.evict_after) c.evict_after = *o.evict_after;
     if (o.max_members) c.max_members = *o.max_members;
+    std::vector<const std::uint8_t*> keys;
+    detail::auth_options(c, o, keys);
     detail::check(gd_server_start(&c, &handle_));
   }
   Server(const Server&) = delete;
@@ -429,6 +497,12 @@ class Server {
     s.struct_size = sizeof s;
     detail::check(gd_server_stats(handle_, &s));
     return s;
+  }
+
+  /// Replaces the keyring (primary first; copied): see gd_server_set_keyring.
+  void set_keyring(const std::vector<Key>& keys) {
+    std::vector<const std::uint8_t*> p = detail::key_pointers(keys);
+    detail::check(gd_server_set_keyring(handle_, p.empty() ? nullptr : p.data(), p.size()));
   }
 
   /// Stops the server. Idempotent.
@@ -463,11 +537,13 @@ class Client {
     c.metadata = md.empty() ? nullptr : md.data();
     c.metadata_count = md.size();
     if (o.reconnect_max) c.reconnect_max_ms = detail::millis(*o.reconnect_max);
+    std::vector<const std::uint8_t*> keys;
+    detail::auth_options(c, o, keys);
     gd_subscriber_options w;
-    std::vector<gd_server_urls> urls;
+    detail::SubscriberStorage st;
     if (o.watch) {
       callbacks_.reset(new detail::Callbacks);
-      w = detail::subscriber_options(*o.watch, callbacks_.get(), urls);
+      w = detail::subscriber_options(*o.watch, callbacks_.get(), st);
       c.watch = &w;
     }
     detail::check(gd_client_join(&c, &handle_));
@@ -485,6 +561,13 @@ class Client {
     return *this;
   }
   ~Client() { destroy(); }
+
+  /// Replaces the keyring (primary first; copied), and the subscriber's if it
+  /// took the client's: see gd_client_set_keyring.
+  void set_keyring(const std::vector<Key>& keys) {
+    std::vector<const std::uint8_t*> p = detail::key_pointers(keys);
+    detail::check(gd_client_set_keyring(handle_, p.empty() ? nullptr : p.data(), p.size()));
+  }
 
   /// Replaces the metadata; the server publishes `updated` at once.
   void set_metadata(const Metadata& md) {
@@ -508,13 +591,19 @@ class Client {
     std::uint64_t announces_sent;
     std::int64_t last_survey_age_ms;  ///< -1: never surveyed
     std::vector<SurveyUrlStats> survey_urls;
+    /// Surveys dropped by authentication, by reason, and unsigned ones answered
+    /// under Auth::Permissive (the gd_client_statistics fields).
+    std::uint64_t auth_bad_mac, auth_unknown_key, auth_unsigned, auth_replayed, auth_stale_survey,
+        auth_wrong_connection, auth_unsigned_accepted;
   };
 
   Stats stats() const {
     gd_client_statistics c{};
     c.struct_size = sizeof c;
     detail::check(gd_client_stats(handle_, &c));
-    Stats s{c.connections, c.surveys_answered, c.announces_sent, c.last_survey_age_ms, {}};
+    Stats s{c.connections,       c.surveys_answered,      c.announces_sent, c.last_survey_age_ms, {},
+            c.auth_bad_mac,      c.auth_unknown_key,      c.auth_unsigned,  c.auth_replayed,
+            c.auth_stale_survey, c.auth_wrong_connection, c.auth_unsigned_accepted};
     for (std::size_t i = 0; i < c.survey_url_count; i++) {
       gd_survey_url_statistics u{};
       u.struct_size = sizeof u;
@@ -567,8 +656,15 @@ inline std::string version() { return gd_version(); }
 /// The version of the NNG library built in, e.g. "1.11.0".
 inline std::string nng_version() { return gd_nng_version(); }
 
-/// The native wire protocol's version byte, e.g. 1.
+/// The native wire protocol's version byte, e.g. 3.
 inline int wire_version() { return gd_wire_version(); }
+
+/// The id of a key: 8 lowercase hex digits (names it without revealing it).
+inline std::string key_id(const Key& key) {
+  char id[GD_KEY_ID_LEN];
+  detail::check(gd_key_id(key.data(), id));
+  return id;
+}
 
 }  // namespace gopherdiscovery
 

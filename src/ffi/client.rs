@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use super::{age_ms, to_cstring, write_stats, SizedStats};
+use super::{age_ms, gd_auth, read_keys, to_cstring, write_stats, AuthFields, SizedStats};
 use super::{
     gd_metadata_entry, gd_result, gd_subscriber, gd_subscriber_options, guard, init_options,
     read_metadata, read_options, req_str, run, slice, Fail, Handle, SizedOptions,
@@ -40,6 +40,22 @@ pub struct gd_client_options {
     /// included); reach the subscriber with `gd_client_subscriber`. NULL (the
     /// default): the client does not watch.
     pub watch: *const gd_subscriber_options,
+    /// The keyring, as `gd_server_options.keys`: `keys_count` pointers to
+    /// `GD_KEY_LEN` bytes, primary first. **Copied during the call:** the caller
+    /// keeps ownership and may free them when it returns. Under required (the
+    /// default with a keyring) the client answers only surveys that verify and
+    /// signs its answers with the primary. A watching client's subscriber takes
+    /// the client's keyring, auth and mesh label unless its own options set one
+    /// of them. NULL / 0 (the default): no keyring.
+    pub keys: *const *const u8,
+    /// Number of pointers at `keys`.
+    pub keys_count: usize,
+    /// The keyring as a file instead of `keys`, as `gd_server_options.keyring_file`.
+    pub keyring_file: *const c_char,
+    /// A `gd_auth` value, as `gd_server_options.auth` (default `GD_AUTH_DEFAULT`).
+    pub auth: i32,
+    /// The mesh label, as `gd_server_options.mesh_label` (NULL: empty).
+    pub mesh_label: *const c_char,
 }
 
 // SAFETY: `repr(C)`, starts with `struct_size: usize`; the other fields are
@@ -56,6 +72,27 @@ unsafe impl SizedOptions for gd_client_options {
             metadata_count: 0,
             reconnect_max_ms: crate::DEFAULT_RECONNECT_MAX.as_millis() as u32,
             watch: std::ptr::null(),
+            keys: std::ptr::null(),
+            keys_count: 0,
+            keyring_file: std::ptr::null(),
+            auth: gd_auth::GD_AUTH_DEFAULT as i32,
+            mesh_label: std::ptr::null(),
+        }
+    }
+    const EARLIER_SIZES: &'static [usize] = &[
+        // Before authentication.
+        std::mem::offset_of!(gd_client_options, keys),
+    ];
+}
+
+impl gd_client_options {
+    fn auth_fields(&self) -> AuthFields {
+        AuthFields {
+            keys: self.keys,
+            keys_count: self.keys_count,
+            keyring_file: self.keyring_file,
+            auth: self.auth,
+            mesh_label: self.mesh_label,
         }
     }
 }
@@ -126,16 +163,18 @@ pub unsafe extern "C" fn gd_client_options_init(options: *mut gd_client_options)
 /// handle in `*out`.
 ///
 /// Errors: `GD_INVALID_MEMBER` (name or metadata), `GD_INVALID_URL`,
-/// `GD_INVALID_OPTION`, `GD_TRANSPORT`, `GD_IO`.
+/// `GD_INVALID_OPTION` (the message names the option, keyring fields
+/// included), `GD_TRANSPORT`, `GD_IO`.
 ///
 /// Threads: the client answers on NNG's own threads (no thread of its own) and calls no
 /// user code; a watching client's callbacks run as `gd_on_peers` says.
 ///
 /// # Safety
 /// `options` is NULL or a `gd_client_options` filled by `gd_client_options_init`
-/// whose pointers and counts describe readable strings and arrays (and `watch`
-/// is NULL or a `gd_subscriber_options` filled by its init call); `out` is NULL
-/// or writable.
+/// whose pointers and counts describe readable strings and arrays (`keys`: NULL
+/// or `keys_count` pointers, each NULL or to `GD_KEY_LEN` readable bytes; and
+/// `watch` is NULL or a `gd_subscriber_options` filled by its init call); `out`
+/// is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn gd_client_join(
     options: *const gd_client_options,
@@ -155,7 +194,10 @@ pub unsafe extern "C" fn gd_client_join(
         let name = unsafe { req_str(o.name, "name", gd_result::GD_INVALID_MEMBER) }?;
         // SAFETY: our contract on `metadata` and `metadata_count`.
         let metadata = unsafe { read_metadata(o.metadata, o.metadata_count) }?;
+        // SAFETY: our contract on the keyring fields is `AuthFields::read`'s.
+        let auth = unsafe { o.auth_fields().read() }?;
         let mut b = Client::builder(name)
+            .authentication(auth.clone())
             .metadata(metadata)
             .reconnect_max(Duration::from_millis(o.reconnect_max_ms.into()));
         // SAFETY: our contract on `surveys` and `survey_count`.
@@ -173,7 +215,7 @@ pub unsafe extern "C" fn gd_client_join(
             None
         } else {
             // SAFETY: our contract on `watch` is `gd_subscriber::start`'s.
-            let sub = unsafe { gd_subscriber::start(o.watch, true) }?;
+            let sub = unsafe { gd_subscriber::start(o.watch, Some(&auth)) }?;
             Some(NonNull::from(Box::leak(Box::new(sub))))
         };
         let urls = (client.stats().survey_urls.iter())
@@ -219,6 +261,41 @@ pub unsafe extern "C" fn gd_client_set_metadata(
         // SAFETY: our contract on `entries` and `count` is `read_metadata`'s.
         let md = unsafe { read_metadata(entries, count) }?;
         c.client.set_metadata(md)?;
+        Ok(())
+    })
+}
+
+/// Replaces the keyring of a running client (`keys_count` pointers, each to
+/// `GD_KEY_LEN` bytes, primary first), and that of its subscriber if it took
+/// the client's (its own options set no keyring field): answers are signed with
+/// the new primary from the next survey on; the mode and mesh label stay.
+/// **Copied during the call:** the caller keeps ownership of `keys` and the
+/// keys, and may clear and free them when it returns. Any thread, callbacks
+/// included.
+///
+/// Errors, the keyring left as it was: `GD_INVALID_OPTION` (`client` NULL; no
+/// key, more than `GD_MAX_KEYS`, a NULL entry, a key given twice; a client
+/// started without a keyring: restart it with one).
+///
+/// # Safety
+/// `client` is NULL or a client from `gd_client_join` not yet closed; `keys`
+/// is NULL or holds `keys_count` pointers, each NULL or to `GD_KEY_LEN`
+/// readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn gd_client_set_keyring(
+    client: *const gd_client,
+    keys: *const *const u8,
+    keys_count: usize,
+) -> gd_result {
+    run("gd_client_set_keyring", || {
+        // SAFETY: our contract on `client` is `borrow`'s.
+        let c = unsafe { gd_client::borrow(client) }?;
+        // SAFETY: our contract on `keys` and `keys_count` is `read_keys`'s.
+        let keyring = unsafe { read_keys(keys, keys_count, "keys") }?;
+        c.client.set_keyring(keyring.clone())?;
+        if let Some(w) = c.subscriber().filter(|w| w.takes_client_auth()) {
+            w.subscriber().set_keyring(keyring)?;
+        }
         Ok(())
     })
 }
@@ -303,6 +380,22 @@ pub struct gd_client_statistics {
     pub last_survey_age_ms: i64,
     /// Survey URLs the client dials: indexes for `gd_client_survey_url_stats`.
     pub survey_url_count: usize,
+    /// Surveys dropped by authentication (the Rust `AuthStats`, prefixed
+    /// `auth_`): the tag did not verify (a wrong mesh label, altered bytes).
+    pub auth_bad_mac: u64,
+    /// Dropped: signed with a key id not in the keyring (the server has another key).
+    pub auth_unknown_key: u64,
+    /// Dropped: not signed while auth is required (a server without a key).
+    pub auth_unsigned: u64,
+    /// Dropped: replayed (a subscriber's reason: 0 on a client, kept so every
+    /// statistics struct has the same fields).
+    pub auth_replayed: u64,
+    /// Dropped: stale survey (a server's reason: 0 on a client).
+    pub auth_stale_survey: u64,
+    /// Dropped: wrong connection (a server's reason: 0 on a client).
+    pub auth_wrong_connection: u64,
+    /// Accepted: unsigned surveys answered under `GD_AUTH_PERMISSIVE`.
+    pub auth_unsigned_accepted: u64,
 }
 
 // SAFETY: `repr(C)`, starts with `struct_size: usize`; plain integers after.
@@ -364,6 +457,13 @@ pub unsafe extern "C" fn gd_client_stats(
             announces_sent: st.announces_sent,
             last_survey_age_ms: age_ms(st.last_survey_age),
             survey_url_count: st.survey_urls.len(),
+            auth_bad_mac: st.auth.bad_mac,
+            auth_unknown_key: st.auth.unknown_key,
+            auth_unsigned: st.auth.unsigned,
+            auth_replayed: st.auth.replayed,
+            auth_stale_survey: st.auth.stale_survey,
+            auth_wrong_connection: st.auth.wrong_connection,
+            auth_unsigned_accepted: st.auth.unsigned_accepted,
         };
         // SAFETY: our contract on `out` is `write_stats`'s.
         unsafe { write_stats(out, stats) }

@@ -15,7 +15,8 @@
 //! - Every exported body runs inside `run` or `guard`: a panic becomes
 //!   `GD_IO` (or a documented neutral value), never an unwind into C.
 //! - Options structs start with `struct_size` and are read up to that size, so a
-//!   binary compiled against an older header keeps working when fields are added.
+//!   binary compiled against an older header keeps working when fields are added
+//!   at the end (the fields it does not know take their defaults).
 //!
 //! The C-facing names (`gd_*`) are the product's names; they break Rust's naming
 //! conventions on purpose.
@@ -28,11 +29,13 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod auth;
 mod client;
 mod server;
 mod servers;
 mod subscriber;
 
+pub use auth::*;
 pub use client::*;
 pub use server::*;
 pub use servers::*;
@@ -383,6 +386,9 @@ pub(crate) unsafe trait SizedOptions: Copy {
     fn defaults() -> Self;
     /// The type's name in messages.
     const NAME: &'static str;
+    /// The sizes of the struct in earlier versions of the header (each a prefix
+    /// of this one): a caller compiled against one of them keeps working.
+    const EARLIER_SIZES: &'static [usize];
 }
 
 /// Reads an options struct written by a caller compiled against this header or an
@@ -402,9 +408,9 @@ pub(crate) unsafe fn read_options<T: SizedOptions>(p: *const T) -> Result<T, Fai
     // SAFETY: `p` is not NULL and, by our contract, starts with a readable
     // `usize` (unaligned read: the caller's struct may be packed differently).
     let size = unsafe { std::ptr::read_unaligned(p.cast::<usize>()) };
-    // Every published version's size is accepted; version 1 is the only one yet.
     const SLACK: usize = 4096;
-    if size < ours || size > ours + SLACK || size % std::mem::align_of::<T>() != 0 {
+    let newer = size > ours && size <= ours + SLACK && size % std::mem::align_of::<T>() == 0;
+    if size != ours && !newer && !T::EARLIER_SIZES.contains(&size) {
         return Err(Fail::invalid(format!(
             "{}.struct_size is {size}, expected {ours}: call {}_init first",
             T::NAME,
@@ -414,16 +420,23 @@ pub(crate) unsafe fn read_options<T: SizedOptions>(p: *const T) -> Result<T, Fai
     // SAFETY: our contract: `size` bytes at `p` are readable (and `size` is at
     // most `ours + SLACK`, far below `isize::MAX`); `u8` has no alignment.
     let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), size) };
-    if bytes[ours..].iter().any(|&b| b != 0) {
+    if bytes.len() > ours && bytes[ours..].iter().any(|&b| b != 0) {
         return Err(Fail::invalid(format!(
             "{} sets fields this version of the library does not know ({})",
             T::NAME,
             crate::VERSION
         )));
     }
-    // SAFETY: `size >= ours` bytes are readable at `p`, and every bit pattern
-    // of `T` is a valid `T` (the `SizedOptions` contract).
-    Ok(unsafe { std::ptr::read_unaligned(p) })
+    let mut value = T::defaults();
+    let n = size.min(ours);
+    // SAFETY: `n` bytes are readable at `bytes` and writable in `value`
+    // (`n <= size_of::<T>()`); a local and the caller's memory do not overlap;
+    // every bit pattern of `T`'s fields is valid (the `SizedOptions` contract),
+    // so a prefix of the caller's struct over the defaults is a valid `T`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&mut value as *mut T).cast::<u8>(), n)
+    };
+    Ok(value)
 }
 
 /// Writes the defaults into `*p` (the shared body of `gd_*_options_init`).
@@ -555,7 +568,7 @@ pub extern "C" fn gd_nng_version() -> *const c_char {
         .as_ptr()
 }
 
-/// The native wire protocol's version byte (`docs/PROTOCOL.md`), e.g. 1.
+/// The native wire protocol's version byte (`docs/PROTOCOL.md`), e.g. 3.
 #[no_mangle]
 pub extern "C" fn gd_wire_version() -> u8 {
     crate::WIRE_VERSION

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, CString};
 use std::time::Duration;
 
-use super::{gd_result, guard};
+use super::{gd_auth, gd_result, guard, read_keys, AuthFields};
 use super::{init_options, read_options, run, to_cstring, url_or, Fail, Handle, SizedOptions};
 use super::{write_stats, SizedStats};
 use crate::member::Limits;
@@ -40,6 +40,33 @@ pub struct gd_server_options {
     pub evict_after: u32,
     /// Most members kept; answers beyond are dropped and counted (default 100000).
     pub max_members: u32,
+    /// The keyring (docs/PROTOCOL.md, "Authentication"): `keys_count` pointers,
+    /// each to `GD_KEY_LEN` (32) bytes of key, the first the primary (it signs;
+    /// all verify). **Copied during the call:** the caller keeps ownership of the
+    /// array and the keys and may clear and free them as soon as the call
+    /// returns; the library keeps only what it derives from them, zeroed once
+    /// unused (the handle closed or its keyring replaced). NULL / 0 (the
+    /// default): no keyring. Refused with
+    /// `GD_INVALID_OPTION`: a NULL entry, more than `GD_MAX_KEYS` (64) keys, a key
+    /// given twice, and `keyring_file` set as well.
+    pub keys: *const *const u8,
+    /// Number of pointers at `keys`.
+    pub keys_count: usize,
+    /// The keyring as a file instead of `keys`: one base64 key per line, the
+    /// first the primary, `#` comments (the CLI's `--keyring-file`). Read during
+    /// the call (`GD_INVALID_OPTION` when it cannot be read or parsed); NULL (the
+    /// default): none.
+    pub keyring_file: *const c_char,
+    /// A `gd_auth` value: `GD_AUTH_DEFAULT` (0, the default: required with a
+    /// keyring, off without), `GD_AUTH_OFF`, `GD_AUTH_PERMISSIVE`,
+    /// `GD_AUTH_REQUIRED`. Permissive or required without a keyring, or any
+    /// other value: `GD_INVALID_OPTION`. Under required, `legacy_publish` is
+    /// refused (`GD_INVALID_OPTION`), unsigned answers and snapshot requests are
+    /// dropped and counted (`auth_unsigned`).
+    pub auth: i32,
+    /// The mesh label every tag covers, NUL-terminated UTF-8, at most 255 bytes,
+    /// no control characters; copied during the call. NULL (the default): empty.
+    pub mesh_label: *const c_char,
 }
 
 // SAFETY: `repr(C)`, starts with `struct_size: usize`; the other fields are
@@ -57,6 +84,27 @@ unsafe impl SizedOptions for gd_server_options {
             deadline_ms: 0,
             evict_after: crate::DEFAULT_EVICT_AFTER,
             max_members: Limits::default().max_members as u32,
+            keys: std::ptr::null(),
+            keys_count: 0,
+            keyring_file: std::ptr::null(),
+            auth: gd_auth::GD_AUTH_DEFAULT as i32,
+            mesh_label: std::ptr::null(),
+        }
+    }
+    const EARLIER_SIZES: &'static [usize] = &[
+        // Before authentication.
+        std::mem::offset_of!(gd_server_options, keys),
+    ];
+}
+
+impl gd_server_options {
+    pub(crate) fn auth_fields(&self) -> AuthFields {
+        AuthFields {
+            keys: self.keys,
+            keys_count: self.keys_count,
+            keyring_file: self.keyring_file,
+            auth: self.auth,
+            mesh_label: self.mesh_label,
         }
     }
 }
@@ -110,14 +158,17 @@ pub unsafe extern "C" fn gd_server_options_init(options: *mut gd_server_options)
 ///
 /// Errors: `GD_INVALID_URL`, `GD_ADDRESS_IN_USE` (the message names the URL),
 /// `GD_INVALID_OPTION` (nonsense timings, two sockets on one URL, bad
-/// `struct_size`), `GD_TRANSPORT`, `GD_IO`.
+/// `struct_size`, a keyring field refused: the message names it),
+/// `GD_TRANSPORT`, `GD_IO`.
 ///
 /// Threads: the server runs three library threads (`gd-server-loop`,
 /// `gd-server-answers`, `gd-server-snapshot`); it calls no user code.
 ///
 /// # Safety
 /// `options` is NULL or a `gd_server_options` filled by `gd_server_options_init`
-/// whose strings are NULL or NUL-terminated; `out` is NULL or writable.
+/// whose strings are NULL or NUL-terminated and whose `keys` is NULL or holds
+/// `keys_count` pointers, each NULL or to `GD_KEY_LEN` readable bytes; `out` is
+/// NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn gd_server_start(
     options: *const gd_server_options,
@@ -145,11 +196,13 @@ pub unsafe extern "C" fn gd_server_start(
             )
         }?
         .map(str::to_owned);
+        // SAFETY: our contract on the keyring fields is `AuthFields::read`'s.
+        let auth = unsafe { o.auth_fields().read() }?;
         let limits = Limits {
             max_members: o.max_members as usize,
             ..Limits::default()
         };
-        let mut builder = Server::builder();
+        let mut builder = Server::builder().authentication(auth);
         if o.deadline_ms != 0 {
             builder = builder.deadline(Duration::from_millis(o.deadline_ms.into()));
         }
@@ -212,6 +265,38 @@ pub unsafe extern "C" fn gd_server_close(server: *mut gd_server) -> gd_result {
     run("gd_server_close", || {
         // SAFETY: our contract on `server` is `take`'s.
         drop(unsafe { gd_server::take(server) });
+        Ok(())
+    })
+}
+
+/// Replaces the keyring of a running server (`keys_count` pointers, each to
+/// `GD_KEY_LEN` bytes, primary first): what it sends next is signed with the new
+/// primary, what comes next is verified with the new keys; the mode and mesh
+/// label stay. Rolls a key without a restart: add the new key as secondary
+/// everywhere, then make it primary everywhere, then remove the old one.
+/// **Copied during the call:** the caller keeps ownership of `keys` and the
+/// keys, and may clear and free them when it returns. Any thread.
+///
+/// Errors, the keyring left as it was: `GD_INVALID_OPTION` (`server` NULL; no
+/// key, more than `GD_MAX_KEYS`, a NULL entry, a key given twice; a server
+/// started without a keyring: restart it with one).
+///
+/// # Safety
+/// `server` is NULL or a server from `gd_server_start` not yet closed; `keys`
+/// is NULL or holds `keys_count` pointers, each NULL or to `GD_KEY_LEN`
+/// readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn gd_server_set_keyring(
+    server: *const gd_server,
+    keys: *const *const u8,
+    keys_count: usize,
+) -> gd_result {
+    run("gd_server_set_keyring", || {
+        // SAFETY: our contract on `server` is `borrow`'s.
+        let s = unsafe { gd_server::borrow(server) }?;
+        // SAFETY: our contract on `keys` and `keys_count` is `read_keys`'s.
+        let keyring = unsafe { read_keys(keys, keys_count, "keys") }?;
+        s.server.set_keyring(keyring)?;
         Ok(())
     })
 }
@@ -331,6 +416,28 @@ pub struct gd_server_statistics {
     pub answer_latency: gd_histogram,
     /// How late each regular survey round started against its schedule.
     pub round_lag: gd_histogram,
+    /// Challenge surveys sent: with a keyring, an announce (or an answer on a
+    /// connection its member is not on) is admitted only when the survey sent to
+    /// that one connection is answered there.
+    pub challenges: u64,
+    /// Answers and snapshot requests dropped by authentication (the Rust
+    /// `AuthStats`, prefixed `auth_`): the tag did not verify (a wrong mesh
+    /// label, altered bytes).
+    pub auth_bad_mac: u64,
+    /// Dropped: signed with a key id not in the keyring (a wrong or retired key).
+    pub auth_unknown_key: u64,
+    /// Dropped: not signed while auth is required (peers without a key, legacy ones).
+    pub auth_unsigned: u64,
+    /// Dropped: replayed publications and snapshots (a subscriber's reason: 0
+    /// on a server, kept so every statistics struct has the same fields).
+    pub auth_replayed: u64,
+    /// Dropped: an answer echoing a survey not sent in the last 2 intervals.
+    pub auth_stale_survey: u64,
+    /// Dropped: an answer echoing a survey sent to another connection.
+    pub auth_wrong_connection: u64,
+    /// Accepted: unsigned answers and requests under `GD_AUTH_PERMISSIVE` (when it
+    /// stops rising, the mesh can move to required).
+    pub auth_unsigned_accepted: u64,
 }
 
 // SAFETY: `repr(C)`, starts with `struct_size: usize`; plain integers after.
@@ -377,6 +484,14 @@ fn server_stats(s: ServerStats) -> gd_server_statistics {
         publish_connections_closed: s.publish_connections_closed,
         answer_latency: s.answer_latency.into(),
         round_lag: s.round_lag.into(),
+        challenges: s.challenges,
+        auth_bad_mac: s.auth.bad_mac,
+        auth_unknown_key: s.auth.unknown_key,
+        auth_unsigned: s.auth.unsigned,
+        auth_replayed: s.auth.replayed,
+        auth_stale_survey: s.auth.stale_survey,
+        auth_wrong_connection: s.auth.wrong_connection,
+        auth_unsigned_accepted: s.auth.unsigned_accepted,
     }
 }
 

@@ -16,11 +16,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use super::{age_ms, write_stats, SizedStats};
+use super::{age_ms, gd_auth, read_keys, write_stats, AuthFields, SizedStats};
 use super::{
     cstr, gd_metadata_entry, gd_result, guard, init_options, name_in, read_options, run,
     to_cstring, url_or, CStrings, Fail, Handle, SizedOptions,
 };
+use crate::auth::Auth;
 use crate::member::{Event, EventKind, Reason};
 use crate::net::{DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL};
 use crate::subscriber::{State, Subscriber, Update};
@@ -143,6 +144,23 @@ pub struct gd_subscriber_options {
     pub servers: *const super::gd_server_urls,
     /// Number of pairs at `servers`.
     pub servers_count: usize,
+    /// The keyring, as `gd_server_options.keys`: `keys_count` pointers to
+    /// `GD_KEY_LEN` bytes, primary first. **Copied during the call:** the caller
+    /// keeps ownership and may free them when it returns. Under required (the
+    /// default with a keyring) only publications and snapshots that verify are
+    /// taken, and snapshot requests are signed. In a client's `watch`, leaving
+    /// all five keyring fields at their defaults takes the client's keyring, auth
+    /// and mesh label; setting any of them gives the subscriber its own. NULL / 0
+    /// (the default): no keyring.
+    pub keys: *const *const u8,
+    /// Number of pointers at `keys`.
+    pub keys_count: usize,
+    /// The keyring as a file instead of `keys`, as `gd_server_options.keyring_file`.
+    pub keyring_file: *const c_char,
+    /// A `gd_auth` value, as `gd_server_options.auth` (default `GD_AUTH_DEFAULT`).
+    pub auth: i32,
+    /// The mesh label, as `gd_server_options.mesh_label` (NULL: empty).
+    pub mesh_label: *const c_char,
 }
 
 // SAFETY: `repr(C)`, starts with `struct_size: usize`; the other fields are
@@ -163,6 +181,27 @@ unsafe impl SizedOptions for gd_subscriber_options {
             user: std::ptr::null_mut(),
             servers: std::ptr::null(),
             servers_count: 0,
+            keys: std::ptr::null(),
+            keys_count: 0,
+            keyring_file: std::ptr::null(),
+            auth: gd_auth::GD_AUTH_DEFAULT as i32,
+            mesh_label: std::ptr::null(),
+        }
+    }
+    const EARLIER_SIZES: &'static [usize] = &[
+        // Before authentication.
+        std::mem::offset_of!(gd_subscriber_options, keys),
+    ];
+}
+
+impl gd_subscriber_options {
+    fn auth_fields(&self) -> AuthFields {
+        AuthFields {
+            keys: self.keys,
+            keys_count: self.keys_count,
+            keyring_file: self.keyring_file,
+            auth: self.auth,
+            mesh_label: self.mesh_label,
         }
     }
 }
@@ -406,18 +445,24 @@ pub struct gd_subscriber {
     watch: Arc<Watch>,
     /// Owned by a `gd_client`: `gd_subscriber_close` refuses it.
     in_client: bool,
+    /// A client's subscriber that took the client's authentication settings:
+    /// `gd_client_set_keyring` replaces its keyring too.
+    client_auth: bool,
 }
 
 impl gd_subscriber {
-    /// Builds and starts a subscriber from C options. The gate stays shut until
+    /// Builds and starts a subscriber from C options; `client` is the
+    /// authentication of the client it watches for, if any, taken when the
+    /// options set no keyring field. The gate stays shut until
     /// [`gd_subscriber::open_gate`].
     ///
     /// # Safety
     /// `options` is NULL or a `gd_subscriber_options` filled by its init call
-    /// (see [`read_options`]) whose URL strings are NULL or NUL-terminated.
+    /// (see [`read_options`]) whose URL strings are NULL or NUL-terminated and
+    /// whose keyring fields are as [`AuthFields::read`] needs them.
     pub(crate) unsafe fn start(
         options: *const gd_subscriber_options,
-        in_client: bool,
+        client: Option<&Auth>,
     ) -> Result<gd_subscriber, Fail> {
         // SAFETY: our contract on `options` is `read_options`'s.
         let o = unsafe { read_options(options) }?;
@@ -442,9 +487,17 @@ impl gd_subscriber {
                 "servers excludes publish, snapshot and legacy (a legacy publisher can only be the single server)",
             ));
         }
+        let fields = o.auth_fields();
+        let client_auth = client.is_some() && fields.is_unset();
+        let auth = match client {
+            Some(a) if client_auth => a.clone(),
+            // SAFETY: our contract on the keyring fields is `AuthFields::read`'s.
+            _ => unsafe { fields.read() }?,
+        };
         let watch = Watch::new(&o);
         let w = watch.clone();
         let mut builder = Subscriber::builder()
+            .authentication(auth)
             .publish(publish)
             .snapshot(snapshot)
             .snapshot_timeout(Duration::from_millis(o.snapshot_timeout_ms.into()))
@@ -457,8 +510,14 @@ impl gd_subscriber {
         Ok(gd_subscriber {
             sub,
             watch,
-            in_client,
+            in_client: client.is_some(),
+            client_auth,
         })
+    }
+
+    /// True for a client's subscriber that took the client's authentication.
+    pub(crate) fn takes_client_auth(&self) -> bool {
+        self.client_auth
     }
 
     /// The subscriber behind the handle.
@@ -517,12 +576,14 @@ pub unsafe extern "C" fn gd_subscriber_options_init(
 /// in the background (state `GD_STATE_SYNCING` until the first snapshot).
 /// No callback runs before this call has stored the handle in `*out`.
 ///
-/// Errors: `GD_INVALID_URL`, `GD_INVALID_OPTION`, `GD_TRANSPORT`, `GD_IO`.
+/// Errors: `GD_INVALID_URL`, `GD_INVALID_OPTION` (the message names the
+/// option, keyring fields included), `GD_TRANSPORT`, `GD_IO`.
 ///
 /// # Safety
 /// `options` is NULL or a `gd_subscriber_options` filled by
-/// `gd_subscriber_options_init` whose strings are NULL or NUL-terminated; `out`
-/// is NULL or writable.
+/// `gd_subscriber_options_init` whose strings are NULL or NUL-terminated and
+/// whose `keys` is NULL or holds `keys_count` pointers, each NULL or to
+/// `GD_KEY_LEN` readable bytes; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn gd_subscriber_open(
     options: *const gd_subscriber_options,
@@ -533,7 +594,7 @@ pub unsafe extern "C" fn gd_subscriber_open(
             return Err(Fail::invalid("out is NULL"));
         }
         // SAFETY: our contract on `options` is `start`'s.
-        let sub = unsafe { gd_subscriber::start(options, false) }?;
+        let sub = unsafe { gd_subscriber::start(options, None) }?;
         // SAFETY: `out` is not NULL (checked first), so writable by our contract.
         let ptr = unsafe { gd_subscriber::give(out, sub) };
         // SAFETY: `ptr` was just given out; the caller cannot close it before
@@ -578,6 +639,39 @@ pub unsafe extern "C" fn gd_subscriber_close(sub: *mut gd_subscriber) -> gd_resu
         // SAFETY: our contract; it is one of `gd_subscriber_open` (`in_client`
         // is false), `s` is not used any more, and no callback uses it.
         drop(unsafe { gd_subscriber::take(sub) });
+        Ok(())
+    })
+}
+
+/// Replaces the keyring of a running subscriber (`keys_count` pointers, each to
+/// `GD_KEY_LEN` bytes, primary first): publications and snapshots are verified
+/// with the new keys, snapshot requests signed with the new primary; the mode
+/// and mesh label stay. `sub` may be a client's subscriber
+/// (`gd_client_subscriber`); one that took the client's keyring follows
+/// `gd_client_set_keyring` anyway. **Copied during the call:** the caller keeps
+/// ownership of `keys` and the keys, and may clear and free them when it
+/// returns. Any thread, callbacks included.
+///
+/// Errors, the keyring left as it was: `GD_INVALID_OPTION` (`sub` NULL; no
+/// key, more than `GD_MAX_KEYS`, a NULL entry, a key given twice; a subscriber
+/// started without a keyring: reopen it with one).
+///
+/// # Safety
+/// `sub` is NULL or a subscriber from `gd_subscriber_open` or
+/// `gd_client_subscriber` whose owner is not yet closed; `keys` is NULL or holds
+/// `keys_count` pointers, each NULL or to `GD_KEY_LEN` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn gd_subscriber_set_keyring(
+    sub: *const gd_subscriber,
+    keys: *const *const u8,
+    keys_count: usize,
+) -> gd_result {
+    run("gd_subscriber_set_keyring", || {
+        // SAFETY: our contract on `sub` is `borrow`'s.
+        let s = unsafe { gd_subscriber::borrow(sub) }?;
+        // SAFETY: our contract on `keys` and `keys_count` is `read_keys`'s.
+        let keyring = unsafe { read_keys(keys, keys_count, "keys") }?;
+        s.sub.set_keyring(keyring)?;
         Ok(())
     })
 }
@@ -801,6 +895,24 @@ pub struct gd_subscriber_statistics {
     pub resyncs: u64,
     /// Publications dropped as malformed.
     pub dropped: u64,
+    /// Publications and snapshots dropped by authentication (the Rust
+    /// `AuthStats`, prefixed `auth_`): the tag did not verify (a wrong mesh
+    /// label, altered bytes).
+    pub auth_bad_mac: u64,
+    /// Dropped: signed with a key id not in the keyring (the server has another key).
+    pub auth_unknown_key: u64,
+    /// Dropped: not signed while auth is required (a server without a key).
+    pub auth_unsigned: u64,
+    /// Dropped: a publication whose counter is not above the last of its epoch,
+    /// or a snapshot not echoing the outstanding request's nonce.
+    pub auth_replayed: u64,
+    /// Dropped: stale survey (a server's reason: 0 on a subscriber, kept so
+    /// every statistics struct has the same fields).
+    pub auth_stale_survey: u64,
+    /// Dropped: wrong connection (a server's reason: 0 on a subscriber).
+    pub auth_wrong_connection: u64,
+    /// Accepted: unsigned publications and snapshots under `GD_AUTH_PERMISSIVE`.
+    pub auth_unsigned_accepted: u64,
 }
 
 // SAFETY: `repr(C)`, starts with `struct_size: usize`; an `i32` enum and plain
@@ -841,6 +953,13 @@ pub unsafe extern "C" fn gd_subscriber_stats(
             last_publication_age_ms: age_ms(st.last_publication_age),
             resyncs: st.resyncs,
             dropped: st.dropped,
+            auth_bad_mac: st.auth.bad_mac,
+            auth_unknown_key: st.auth.unknown_key,
+            auth_unsigned: st.auth.unsigned,
+            auth_replayed: st.auth.replayed,
+            auth_stale_survey: st.auth.stale_survey,
+            auth_wrong_connection: st.auth.wrong_connection,
+            auth_unsigned_accepted: st.auth.unsigned_accepted,
         };
         // SAFETY: our contract on `out` is `write_stats`'s.
         unsafe { write_stats(out, stats) }

@@ -110,20 +110,25 @@ struct mesh {
     gd_server *server;
 };
 
-static inline gd_result mesh_start(struct mesh *m) {
-    gd_server_options o;
+/* Fresh URLs for `m` and the options of its server (before gd_server_start). */
+static inline void mesh_options(struct mesh *m, gd_server_options *o) {
     new_url(m->survey, sizeof m->survey, "survey");
     new_url(m->publish, sizeof m->publish, "publish");
     new_url(m->snapshot, sizeof m->snapshot, "snapshot");
-    gd_server_options_init(&o);
-    o.survey = m->survey;
-    o.publish = m->publish;
-    o.snapshot = m->snapshot;
+    gd_server_options_init(o);
+    o->survey = m->survey;
+    o->publish = m->publish;
+    o->snapshot = m->snapshot;
     /* Joins and closes are seen at once (connection events); a slow run must
      * not evict a live member for missed surveys. */
-    o.interval_ms = 500;
-    o.deadline_ms = 400;
-    o.evict_after = 20;
+    o->interval_ms = 500;
+    o->deadline_ms = 400;
+    o->evict_after = 20;
+}
+
+static inline gd_result mesh_start(struct mesh *m) {
+    gd_server_options o;
+    mesh_options(m, &o);
     return gd_server_start(&o, &m->server);
 }
 

@@ -227,6 +227,8 @@ pub struct Client {
     socket: Socket,
     workers: net::Workers,
     subscriber: Option<Subscriber>,
+    /// The watching subscriber took this client's keyring (it was given none).
+    subscriber_inherits: bool,
 }
 
 impl Client {
@@ -306,6 +308,7 @@ impl Client {
             net::dial_noting(&socket, url, |id| link.dialer.store(id, Relaxed))?;
         }
         let auth = cfg.auth;
+        let inherits = cfg.watch.as_ref().is_some_and(|sub| !sub.has_own_auth());
         let subscriber = (cfg.watch)
             .map(|sub| sub.inherit_auth(&auth).start())
             .transpose()?;
@@ -318,6 +321,7 @@ impl Client {
             socket,
             workers,
             subscriber,
+            subscriber_inherits: inherits,
         })
     }
 
@@ -331,7 +335,11 @@ impl Client {
     /// primary from the next survey on. Fails on a client started without one.
     pub fn set_keyring(&self, keyring: Keyring) -> Result<()> {
         self.shared.auth.set_keyring(keyring.clone())?;
-        if let Some(sub) = &self.subscriber {
+        if let Some(sub) = self
+            .subscriber
+            .as_ref()
+            .filter(|_| self.subscriber_inherits)
+        {
             sub.set_keyring(keyring)?;
         }
         Ok(())

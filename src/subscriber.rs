@@ -131,6 +131,10 @@ impl SubscriberBuilder {
         self.auth_set = true;
         self
     }
+    /// True when a keyring, mode or label was set on this builder.
+    pub(crate) fn has_own_auth(&self) -> bool {
+        self.auth_set
+    }
     /// A watching client's settings, unless this builder was given its own.
     pub(crate) fn inherit_auth(mut self, auth: &Auth) -> Self {
         if !self.auth_set {
@@ -880,7 +884,7 @@ impl Worker {
     fn run(&mut self, rx: Receiver<Input>) {
         let shared = self.shared.clone();
         while !shared.stop.load(Relaxed) {
-            let wake = self.wake_at(&lock(&shared.view));
+            let wake = self.wake_at(Instant::now(), &lock(&shared.view));
             let input = match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Ok(i) => Some(i),
@@ -928,15 +932,17 @@ impl Worker {
 
     /// When to look again without an input: the earliest of the drivers' wakes
     /// and, before the first view, the first-view timeout.
-    fn wake_at(&self, v: &View) -> Instant {
+    fn wake_at(&self, now: Instant, v: &View) -> Instant {
         let mut wake = self
             .syncs
             .iter()
             .enumerate()
-            .map(|(i, s)| s.wake_at(v.merge.state(i)))
+            .map(|(i, s)| s.wake_at(now, v.merge.state(i)))
             .min()
             .unwrap_or_else(Instant::now);
-        if !self.first_view {
+        // Only while it is ahead: once passed with no server synced, waking for
+        // it again would spin.
+        if !self.first_view && self.first_view_at > now {
             wake = wake.min(self.first_view_at);
         }
         wake

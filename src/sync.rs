@@ -65,6 +65,14 @@ pub enum Action {
     Replayed(String),
 }
 
+/// See `Driver::confirmed`.
+#[derive(Debug, Clone, Copy)]
+struct Confirmed {
+    epoch: u64,
+    snapshot: u64,
+    last: u64,
+}
+
 /// One server's sync driver.
 pub struct Driver {
     /// A legacy publisher: no snapshots, no heartbeats; every message is the full set.
@@ -83,10 +91,13 @@ pub struct Driver {
     heartbeats_seen: bool,
     pending: VecDeque<Vec<u8>>,
     resyncs: u64,
-    /// The epoch a snapshot confirmed and the highest publication counter seen
-    /// in it: publications of that epoch must count higher; another epoch is
+    /// The epoch a snapshot confirmed, with the counter of that snapshot and the
+    /// highest counter taken from a publication since: a publication of that
+    /// epoch at or below the snapshot's counter is already in the snapshot
+    /// (skipped quietly: the publish and snapshot paths race); one at or below
+    /// the last taken, above the snapshot's, is a replay. Another epoch is
     /// believed only once a snapshot confirms it.
-    confirmed: Option<(u64, u64)>,
+    confirmed: Option<Confirmed>,
     /// When the last resync for an unconfirmed epoch was asked (at most one per
     /// interval: replayed foreign epochs cannot force a resync storm).
     epoch_resync: Option<Instant>,
@@ -142,9 +153,14 @@ impl Driver {
         self.need_sync
     }
 
-    /// When the caller should send [`Input::Tick`] at the latest.
-    pub fn wake_at(&self, state: State) -> Instant {
+    /// When the caller should send [`Input::Tick`] at the latest (never at or
+    /// before `now` unless something is due: a silent server must not make the
+    /// caller spin).
+    pub fn wake_at(&self, now: Instant, state: State) -> Instant {
         let mut wake = self.last_heard.max(self.started) + self.interval;
+        if wake <= now {
+            wake = now + self.interval;
+        }
         if self.need_sync && !self.in_flight {
             wake = wake.min(self.next_try.max(self.started + CONNECT_WAIT));
         }
@@ -186,10 +202,15 @@ impl Driver {
                 src.set_warming(s.warming);
                 match src.apply_snapshot(s) {
                     Ok(()) => {
-                        self.confirmed = match self.confirmed {
-                            Some((e, last)) if e == epoch => Some((e, last.max(counter))),
-                            _ => Some((epoch, counter)),
+                        let last = match self.confirmed {
+                            Some(c) if c.epoch == epoch => c.last.max(counter),
+                            _ => counter,
                         };
+                        self.confirmed = Some(Confirmed {
+                            epoch,
+                            snapshot: counter,
+                            last,
+                        });
                         self.need_sync = false;
                         if self.synced_once {
                             self.resyncs += 1;
@@ -277,16 +298,19 @@ impl Driver {
             Message::Heartbeat(hb) => (hb.epoch, hb.counter),
             _ => return out.push(Action::Dropped("not a publication".into())),
         };
-        match self.confirmed {
-            Some((e, last)) if e == epoch => {
-                if counter <= last {
-                    if !self.replaying {
-                        let why = format!("counter {counter} not above {last} in epoch {e:016x}");
+        match self.confirmed.as_mut() {
+            Some(c) if c.epoch == epoch => {
+                if counter <= c.last {
+                    if !self.replaying && counter > c.snapshot {
+                        let why = format!(
+                            "counter {counter} not above {} in epoch {epoch:016x}",
+                            c.last
+                        );
                         out.push(Action::Replayed(why));
                     }
                     return;
                 }
-                self.confirmed = Some((e, counter));
+                c.last = counter;
             }
             _ => {
                 // Not news until a snapshot confirms this epoch: no liveness, and
@@ -443,7 +467,11 @@ mod tests {
     fn asks_after_a_second_even_unconnected_and_backs_off_on_failure() {
         let mut r = Rig::new();
         assert_eq!(r.at(999, Input::Tick), vec![]);
-        assert_eq!(r.sync.wake_at(State::Syncing), r.t0 + CONNECT_WAIT);
+        assert_eq!(
+            r.sync
+                .wake_at(r.t0 + Duration::from_millis(999), State::Syncing),
+            r.t0 + CONNECT_WAIT
+        );
         assert_eq!(r.at(1000, Input::Tick), vec![Action::RequestSnapshot]);
         let t = r.t0 + Duration::from_millis(1010);
         assert_eq!(
@@ -457,6 +485,11 @@ mod tests {
             acts,
             vec![Action::Backoff(t + Duration::from_millis(60 + 100))]
         );
+        // A request in flight and nothing heard for long: the next wake is an
+        // interval ahead, never in the past (the caller would spin).
+        assert_eq!(r.at(1170, Input::Tick), vec![Action::RequestSnapshot]);
+        let later = r.t0 + Duration::from_secs(30);
+        assert!(r.sync.wake_at(later, State::Syncing) > later);
     }
 
     #[test]
@@ -502,6 +535,59 @@ mod tests {
                 Action::RequestSnapshot
             ]
         );
+    }
+
+    #[test]
+    fn publications_the_snapshot_includes_are_skipped_repeats_are_replays() {
+        let hb = |counter| {
+            wire::encode_heartbeat(&Heartbeat {
+                epoch: 7,
+                seq: 1,
+                counter,
+                interval_ms: 100,
+                warming: false,
+                count: 1,
+                digest: digest(&[a(1)]),
+            })
+        };
+        let mut r = Rig::new();
+        r.at(0, Input::Connected);
+        let mut s = snap(7, 1, vec![a(1)]);
+        s.counter = 10;
+        r.at(1, Input::Snapshot(Ok(s)));
+        // Sent before the snapshot was taken, arriving after it (the publish and
+        // snapshot paths race): quietly skipped.
+        assert_eq!(r.at(2, Input::Publication(hb(9))), vec![]);
+        assert_eq!(r.at(3, Input::Publication(hb(10))), vec![]);
+        assert_eq!(r.at(4, Input::Publication(hb(11))), vec![]);
+        // The same heartbeat again, or an older one after it: a replay.
+        let acts = r.at(5, Input::Publication(hb(11)));
+        assert!(matches!(acts.as_slice(), [Action::Replayed(_)]), "{acts:?}");
+        // A replay is not news: silence after the last real one makes it stale.
+        for t in (100..=400).step_by(50) {
+            r.at(t, Input::Publication(hb(11)));
+        }
+        assert_eq!(r.merge.state(0), State::Stale);
+        // Another epoch is not news either until a snapshot confirms it; it asks
+        // for one, at most once per interval.
+        let other = wire::encode_heartbeat(&Heartbeat {
+            epoch: 8,
+            seq: 0,
+            counter: 1,
+            interval_ms: 100,
+            warming: false,
+            count: 0,
+            digest: 0,
+        });
+        let acts = r.at(410, Input::Publication(other.clone()));
+        assert_eq!(
+            acts,
+            vec![
+                Action::Resync(Resync::EpochChanged),
+                Action::RequestSnapshot
+            ]
+        );
+        assert_eq!(r.merge.state(0), State::Stale);
     }
 
     #[test]

@@ -463,3 +463,50 @@ fn a_replayed_old_snapshot_is_refused() {
     stop.store(true, Ordering::Relaxed);
     fake.join().unwrap();
 }
+
+/// CPU time (user + system) of this process's threads named `name`, in seconds.
+fn thread_cpu(name: &str) -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut ticks = 0u64;
+    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis, from the state on:
+        // utime is the 12th, stime the 13th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+        ticks += field(11) + field(12);
+    }
+    ticks as f64 / hz
+}
+
+#[test]
+fn a_subscriber_whose_snapshots_are_refused_waits_without_spinning() {
+    let dir = Scratch::new("auth-no-spin");
+    let _srv = server(&dir, None);
+    let start = std::time::Instant::now();
+    let watcher = Subscriber::builder()
+        .publish(dir.url("publish"))
+        .snapshot(Some(dir.url("snapshot")))
+        .keyring(key(9))
+        .first_view_timeout(Duration::from_millis(100))
+        .start()
+        .unwrap();
+    // About 2 s of heartbeats refused (the server ignores its snapshot requests).
+    wait_until("20 publications refused", || {
+        watcher.stats().auth.unknown_key >= 20
+    });
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = thread_cpu("gd-subscriber");
+    assert_eq!(watcher.state(), State::Syncing);
+    // A waiting worker uses next to nothing; a spinning one a whole core.
+    assert!(
+        cpu < 0.25 * wall,
+        "the subscriber thread used {cpu:.2} s of CPU in {wall:.2} s"
+    );
+}

@@ -1,58 +1,14 @@
 //! `serve --http`: the endpoints over a real socket, the escaping of member
-//! names, and /healthz following a stopped and resumed server process.
+//! names, /metrics checked line by line as Prometheus text (with and without a
+//! keyring: key ids, auth drops), and /healthz following a stopped and resumed
+//! server process.
 #![cfg(feature = "http")]
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// `serve --http 127.0.0.1:0`; returns the process and the bound address.
-fn serve_http(dir: &Scratch, extra: &[&str]) -> (Proc, String) {
-    let (s, p, n) = (dir.url("survey"), dir.url("publish"), dir.url("snapshot"));
-    let mut args = vec!["serve", "--survey", &s, "--publish", &p, "--snapshot", &n];
-    args.extend_from_slice(&["--http", "127.0.0.1:0"]);
-    args.extend_from_slice(extra);
-    let mut proc = Proc::spawn(&args);
-    let line = proc.next_line();
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http="))
-        .unwrap_or_else(|| panic!("no http= on {line:?}"))
-        .to_string();
-    assert!(!addr.ends_with(":0"), "{line}");
-    eprintln!("http endpoint at {addr}");
-    (proc, addr)
-}
-
-/// Sends a GET; returns the open stream (the answer is read by [`answer`]).
-fn send_get(addr: &str, path: &str) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    s
-}
-
-/// Status code, headers (lowercased names) and body.
-fn answer(mut s: TcpStream) -> (u16, String, String) {
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (code, head.to_lowercase(), body.to_string())
-}
-
-fn get(addr: &str, path: &str) -> (u16, String, String) {
-    answer(send_get(addr, path))
-}
 
 #[test]
 fn endpoints_serve_status_metrics_json_and_health() {
@@ -136,6 +92,31 @@ fn endpoints_serve_status_metrics_json_and_health() {
         !body.contains("# EOF"),
         "Prometheus text format, not OpenMetrics: {body}"
     );
+    check_exposition(&body);
+    // No keyring: the auth families are there, at 0, with no key id.
+    for reason in [
+        "bad_mac",
+        "unknown_key",
+        "unsigned",
+        "replayed",
+        "stale_survey",
+        "wrong_connection",
+    ] {
+        let name = format!("gopherdiscovery_auth_dropped_total{{reason=\"{reason}\"}}");
+        assert_eq!(sample(&body, &name), Some(0.0), "{body}");
+    }
+    assert!(
+        !body.contains("gopherdiscovery_auth_messages_total{"),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "gopherdiscovery_auth_info{mode=\"off\",primary_key_id=\"\"}"
+        ),
+        Some(1.0),
+        "{body}"
+    );
 
     let (code, head, page) = get(&addr, "/");
     assert_eq!(code, 200);
@@ -155,6 +136,155 @@ fn endpoints_serve_status_metrics_json_and_health() {
     assert_eq!(code, 200);
     let (code, _, _) = get(&addr, "/nothing");
     assert_eq!(code, 404);
+}
+
+/// Checks a Prometheus text exposition (format 0.0.4) line by line: every
+/// family has one HELP and one TYPE before its samples; every sample belongs to
+/// the family declared last (a histogram's `_bucket`, `_sum`, `_count`), has
+/// well-formed labels and a number, and appears once.
+fn check_exposition(body: &str) {
+    let mut family: Option<(String, String)> = None;
+    let mut helped = std::collections::HashSet::new();
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = std::collections::HashSet::new();
+    let is_name = |n: &str| {
+        !n.is_empty()
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap();
+            assert!(is_name(name), "bad family name: {line}");
+            assert!(helped.insert(name.to_string()), "HELP twice: {line}");
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(helped.contains(name), "TYPE before HELP: {line}");
+            assert!(typed.insert(name.to_string()), "TYPE twice: {line}");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            family = Some((name.to_string(), kind.to_string()));
+            continue;
+        }
+        assert!(!line.starts_with('#'), "stray comment: {line}");
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "bad value: {line}"
+        );
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => (n, Some(l.strip_suffix('}').expect(line))),
+            None => (series, None),
+        };
+        let (fam, kind) = family.as_ref().unwrap_or_else(|| panic!("no TYPE: {line}"));
+        let belongs = name == fam
+            || (kind == "histogram"
+                && ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .any(|s| name.strip_suffix(s) == Some(fam)));
+        assert!(belongs, "sample {name} outside its family {fam}: {line}");
+        if let Some(labels) = labels {
+            // key="value" pairs, comma-separated; values escape \\, \" and \n.
+            let mut rest = labels;
+            while !rest.is_empty() {
+                let (key, after) = rest.split_once("=\"").expect(line);
+                assert!(is_name(key), "bad label name: {line}");
+                let mut chars = after.char_indices();
+                let end = loop {
+                    match chars.next().expect(line) {
+                        (_, '\\') => {
+                            chars.next();
+                        }
+                        (i, '"') => break i,
+                        _ => {}
+                    }
+                };
+                rest = &after[end + 1..];
+                rest = rest.strip_prefix(',').unwrap_or(rest);
+            }
+        }
+        assert!(samples.insert(series.to_string()), "sample twice: {line}");
+    }
+    assert!(!samples.is_empty(), "no samples: {body}");
+}
+
+#[test]
+fn metrics_status_and_page_show_auth_with_a_keyring() {
+    let dir = Scratch::new("httpauth");
+    let (k1, k2) = (keygen(), keygen());
+    let (id1, id2) = (key_id(&k1), key_id(&k2));
+    let file = dir.0.join("mesh.keys");
+    write_keyring(&file, &[&k1, &k2]);
+    let f = file.to_str().unwrap();
+    let (_server, addr) = serve_http(&dir, &["--keyring-file", f]);
+    let _m = join(&dir, "m", &["--keyring-file", f]);
+    let verified = format!("gopherdiscovery_auth_messages_total{{key_id=\"{id1}\"}}");
+    wait_until("m joined, its answers verified with the primary", || {
+        let (_, _, body) = get(&addr, "/metrics");
+        sample(&body, &verified).is_some_and(|n| n > 0.0)
+            && sample(&body, "gopherdiscovery_members{kind=\"native\"}") == Some(1.0)
+    });
+    let (code, _, body) = get(&addr, "/metrics");
+    assert_eq!(code, 200);
+    check_exposition(&body);
+    let id2_line = format!("gopherdiscovery_auth_messages_total{{key_id=\"{id2}\"}}");
+    assert_eq!(sample(&body, &id2_line), Some(0.0), "{body}");
+    for reason in [
+        "bad_mac",
+        "unknown_key",
+        "unsigned",
+        "replayed",
+        "stale_survey",
+        "wrong_connection",
+    ] {
+        let name = format!("gopherdiscovery_auth_dropped_total{{reason=\"{reason}\"}}");
+        assert!(sample(&body, &name).is_some(), "no {name}: {body}");
+    }
+    assert_eq!(
+        sample(&body, "gopherdiscovery_auth_unsigned_accepted_total"),
+        Some(0.0),
+        "{body}"
+    );
+    // m announced itself: it was admitted through a challenge.
+    assert!(
+        sample(&body, "gopherdiscovery_challenges_total").is_some_and(|n| n >= 1.0),
+        "{body}"
+    );
+    let info = format!("gopherdiscovery_auth_info{{mode=\"required\",primary_key_id=\"{id1}\"}}");
+    assert_eq!(sample(&body, &info), Some(1.0), "{body}");
+
+    let (code, _, status) = get(&addr, "/status.json");
+    assert_eq!(code, 200);
+    let st: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(st["auth"]["mode"], "required", "{status}");
+    assert_eq!(st["auth"]["keys"][0]["key_id"], id1.as_str(), "{status}");
+    assert_eq!(st["auth"]["keys"][0]["primary"], true, "{status}");
+    assert_eq!(st["auth"]["keys"][1]["key_id"], id2.as_str(), "{status}");
+    assert_eq!(st["auth"]["dropped"]["unknown_key"], 0, "{status}");
+    assert!(st["auth"]["challenges"].as_u64().unwrap() >= 1, "{status}");
+
+    let (code, _, page) = get(&addr, "/");
+    assert_eq!(code, 200);
+    assert!(
+        page.contains(&format!("required, keys <code>{id1}, {id2}</code>")),
+        "{page}"
+    );
+    assert!(
+        page.contains("id=\"auth-keys\"") && page.contains("dropped: unknown_key"),
+        "{page}"
+    );
+    let (_, _, members) = get(&addr, "/members.json");
+    for text in [&body, &status, &page, &members] {
+        assert!(
+            !text.contains(&k1) && !text.contains(&k2),
+            "key text served: {text}"
+        );
+    }
 }
 
 #[test]

@@ -1,10 +1,13 @@
-//! `gopherdiscovery` — run a discovery server, join as a member, watch or list members.
+//! `gopherdiscovery` — run a discovery server, join as a member, watch or list
+//! members; make a key and list a keyring's key ids.
 //!
 //! Exit codes: 0 on success and on SIGINT/SIGTERM (every command, `members`
 //! included, stops at once on either); 1 on a runtime failure (an address in use,
 //! a server that does not answer); 2 on bad arguments (a URL without a port, an
-//! argument that is not UTF-8…). Every failure is one line on stderr. Text output
-//! never carries raw control characters (they are shown escaped, `\u{1b}`).
+//! argument that is not UTF-8, a keyring file that does not parse…). Every
+//! failure is one line on stderr. Text output never carries raw control
+//! characters (they are shown escaped, `\u{1b}`). `serve`, `join` and `watch`
+//! re-read their keyring file on SIGHUP.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use gopherdiscovery::merge::Merge;
 use gopherdiscovery::{
-    fetch_snapshot, Client, Error, Limits, Member, Server, State, SubscribedServer, Subscriber,
-    Update, DEFAULT_EVICT_AFTER, DEFAULT_INTERVAL, DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL,
-    DEFAULT_SURVEY_URL,
+    fetch_snapshot_with, Auth, Client, Error, Keyring, Limits, Member, Server, State,
+    SubscribedServer, Subscriber, Update, DEFAULT_EVICT_AFTER, DEFAULT_INTERVAL,
+    DEFAULT_PUBLISH_URL, DEFAULT_SNAPSHOT_URL, DEFAULT_SURVEY_URL,
 };
 
 #[path = "gopherdiscovery/help.rs"]
@@ -24,8 +27,12 @@ mod help;
 #[cfg(feature = "http")]
 #[path = "gopherdiscovery/http.rs"]
 mod http;
+#[path = "gopherdiscovery/keys.rs"]
+mod keys;
 #[path = "gopherdiscovery/logging.rs"]
 mod logging;
+
+use keys::Keys;
 
 /// A failure with its exit code.
 struct Fail(u8, String);
@@ -56,6 +63,9 @@ const SWITCHES: &[&str] = &["json", "legacy", "help", "version"];
 /// Options every command takes.
 const COMMON: &[&str] = &["log-level", "log-format", "help", "version"];
 
+/// The commands, for error messages.
+const COMMANDS: &str = "serve, join, watch, members, keygen or keyring";
+
 impl Args {
     fn parse(raw: Vec<String>) -> Result<Args, Fail> {
         let mut it = raw.into_iter();
@@ -66,7 +76,15 @@ impl Args {
                 return Err(usage(format!("expected a command before {c}")))
             }
             Some(c) => c,
-            None => return Err(usage("missing command (serve, join, watch or members)")),
+            None => return Err(usage(format!("missing command ({COMMANDS})"))),
+        };
+        let mut it = it.peekable();
+        // `keyring list`: a command of two words.
+        let command = match it.peek() {
+            Some(sub) if command == "keyring" && !sub.starts_with('-') => {
+                format!("keyring {}", it.next().unwrap_or_default())
+            }
+            _ => command,
         };
         let mut flags = Vec::new();
         while let Some(a) = it.next() {
@@ -99,9 +117,27 @@ impl Args {
         Ok(Args { command, flags })
     }
 
+    /// Refuses options outside `known` and the common ones.
     fn check_known(&self, known: &[&str]) -> Result<(), Fail> {
+        self.check_in(&[known, COMMON])
+    }
+
+    /// The same for a command that speaks to a mesh: the key options too.
+    fn check_known_keyed(&self, known: &[&str]) -> Result<(), Fail> {
+        self.check_in(&[known, COMMON, keys::FLAGS])
+    }
+
+    fn check_in(&self, lists: &[&[&str]]) -> Result<(), Fail> {
         for (name, _) in &self.flags {
-            if !known.contains(&name.as_str()) && !COMMON.contains(&name.as_str()) {
+            if matches!(name.as_str(), "key" | "keys" | "keyring") {
+                return Err(usage(format!(
+                    "--{name}: keys are never given on the command line (ps shows it to \
+                     everyone): use --keyring-file PATH, or {} or {} in the environment",
+                    keys::ENV_FILE,
+                    keys::ENV_KEY
+                )));
+            }
+            if !lists.iter().any(|l| l.contains(&name.as_str())) {
                 return Err(usage(format!(
                     "unknown option --{name} for {}",
                     self.command
@@ -168,15 +204,20 @@ fn init_log(args: &Args, default: log::LevelFilter) -> Result<(), Fail> {
 
 // ------------------------------------------------------------------ signals
 
-/// Blocks SIGINT and SIGTERM in this thread and every thread started after it, so
-/// that [`wait_for_signal`] can take them synchronously.
-fn block_signals() -> libc::sigset_t {
+/// Blocks SIGINT and SIGTERM (and SIGHUP, for the commands that reload their
+/// keyring on it) in this thread and every thread started after it, so that
+/// [`wait_for_signal`] takes them synchronously: no signal handler runs, and the
+/// reload happens on the main thread like any other work.
+fn block_signals(hup: bool) -> libc::sigset_t {
     // SAFETY: plain libc calls on a local, initialised sigset.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        if hup {
+            libc::sigaddset(&mut set, libc::SIGHUP);
+        }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
@@ -187,6 +228,21 @@ fn wait_for_signal(set: &libc::sigset_t) -> i32 {
     // SAFETY: the set is initialised; sig is a valid out-pointer.
     unsafe { libc::sigwait(set, &mut sig) };
     sig
+}
+
+/// Waits for SIGINT or SIGTERM (returned); on each SIGHUP meanwhile, re-reads
+/// the keyring file and gives it to `apply`.
+fn run_until_stopped(
+    set: &libc::sigset_t,
+    keys: &Keys,
+    apply: &dyn Fn(Keyring) -> gopherdiscovery::Result<()>,
+) -> i32 {
+    loop {
+        match wait_for_signal(set) {
+            libc::SIGHUP => keys.reload(apply),
+            sig => return sig,
+        }
+    }
 }
 
 // ------------------------------------------------------------------ output
@@ -365,7 +421,7 @@ fn millis(args: &Args, name: &str, default: u64) -> Result<Duration, Fail> {
 }
 
 fn serve(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
-    args.check_known(&[
+    args.check_known_keyed(&[
         "survey",
         "publish",
         "snapshot",
@@ -378,6 +434,7 @@ fn serve(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
         "max-members-per-connection",
         "http",
     ])?;
+    let keys = Keys::from_args(args)?;
     let http_addr = match args.one("http")? {
         #[cfg(feature = "http")]
         Some(a) => Some(http::parse_addr(&a)?),
@@ -428,6 +485,7 @@ fn serve(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
         )?)
         .evict_after(u32::try_from(evict).map_err(|_| usage("--evict-after is too large"))?)
         .limits(limits)
+        .authentication(keys.auth.clone())
         .start()?;
     let server = std::sync::Arc::new(server);
     #[cfg(feature = "http")]
@@ -456,7 +514,8 @@ fn serve(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
             .unwrap_or_default(),
         server.epoch()
     ));
-    let sig = wait_for_signal(signals);
+    keys.log_start();
+    let sig = run_until_stopped(signals, &keys, &|k| server.set_keyring(k));
     log::info!("signal {sig}: shutting down");
     #[cfg(feature = "http")]
     if let Some((e, _)) = endpoint {
@@ -467,7 +526,8 @@ fn serve(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
 }
 
 fn join(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
-    args.check_known(&["name", "service", "survey", "meta", "interval"])?;
+    args.check_known_keyed(&["name", "service", "survey", "meta", "interval"])?;
+    let keys = Keys::from_args(args)?;
     // --service is the old word for --name, kept as an alias.
     let name = match (args.one("name")?, args.one("service")?) {
         (Some(_), Some(_)) => {
@@ -484,7 +544,7 @@ fn join(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
     if surveys.is_empty() {
         surveys.push(DEFAULT_SURVEY_URL.into());
     }
-    let mut b = Client::builder(name);
+    let mut b = Client::builder(name).authentication(keys.auth.clone());
     for url in &surveys {
         b = b.survey(url);
     }
@@ -511,8 +571,24 @@ fn join(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
             drop(c);
             let quiet = st.last_survey_age.unwrap_or_else(|| started.elapsed()) >= patience;
             if quiet && !warned {
+                // Surveys that arrive but fail authentication are not "surveyed".
+                let refused: Vec<String> = st
+                    .auth
+                    .reasons()
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(r, n)| format!("{n} {r}"))
+                    .collect();
+                let auth_note = if refused.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; surveys refused by authentication ({}): check the keyring (and the mesh label)",
+                        refused.join(", ")
+                    )
+                };
                 log::warn!(
-                    "no server has surveyed this member within {} ms (survey {urls}, {} connected); still trying",
+                    "no server has surveyed this member within {} ms (survey {urls}, {} connected{auth_note}); still trying",
                     patience.as_millis(),
                     st.connections
                 );
@@ -523,7 +599,8 @@ fn join(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
             std::thread::sleep(Duration::from_millis(100));
         }
     });
-    let sig = wait_for_signal(signals);
+    keys.log_start();
+    let sig = run_until_stopped(signals, &keys, &|k| client.set_keyring(k));
     log::info!("signal {sig}: leaving");
     drop(client);
     Ok(())
@@ -545,7 +622,8 @@ fn servers(args: &Args) -> Result<Vec<(String, String)>, Fail> {
 }
 
 fn watch(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
-    args.check_known(&["publish", "snapshot", "legacy", "json", "server"])?;
+    args.check_known_keyed(&["publish", "snapshot", "legacy", "json", "server"])?;
+    let keys = Keys::from_args(args)?;
     let json = args.has("json");
     let legacy = args.has("legacy");
     let several = servers(args)?;
@@ -569,6 +647,7 @@ fn watch(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
         .one("publish")?
         .unwrap_or_else(|| DEFAULT_PUBLISH_URL.into());
     let mut builder = Subscriber::builder()
+        .authentication(keys.auth.clone())
         .publish(publish)
         .snapshot(snapshot)
         .on_update(move |u| print_line(&if json { json_update(u) } else { text_update(u) }));
@@ -577,7 +656,8 @@ fn watch(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
     }
     let sub = std::sync::Arc::new(builder.start()?);
     report_unreachable(&sub);
-    let sig = wait_for_signal(signals);
+    keys.log_start();
+    let sig = run_until_stopped(signals, &keys, &|k| sub.set_keyring(k));
     log::info!("signal {sig}: stopping");
     drop(sub);
     Ok(())
@@ -627,7 +707,8 @@ fn report_unreachable(sub: &std::sync::Arc<Subscriber>) {
 }
 
 fn members(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
-    args.check_known(&["snapshot", "timeout", "json", "server"])?;
+    args.check_known_keyed(&["snapshot", "timeout", "json", "server"])?;
+    let keys = Keys::from_args(args)?;
     // The fetch blocks up to --timeout; a signal ends the process at once, with 0.
     let set = *signals;
     std::thread::spawn(move || {
@@ -639,7 +720,7 @@ fn members(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
         if args.has("snapshot") {
             return Err(usage("--server excludes --snapshot"));
         }
-        return members_merged(args, &several);
+        return members_merged(args, &several, &keys.auth);
     }
     let url = args
         .one("snapshot")?
@@ -648,13 +729,13 @@ fn members(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
     if timeout.is_zero() {
         return Err(usage("--timeout must be greater than zero"));
     }
-    let snap = fetch_snapshot(&url, timeout, &Limits::default()).map_err(|e| match e {
-        Error::Timeout => Fail(
-            1,
-            format!("no snapshot from {url} within {} ms", timeout.as_millis()),
-        ),
-        other => Fail::from(other),
-    })?;
+    let snap =
+        fetch_snapshot_with(&url, timeout, &Limits::default(), &keys.auth).map_err(
+            |e| match e {
+                Error::Timeout => Fail(1, no_snapshot(&url, timeout, &keys.auth)),
+                other => Fail::from(other),
+            },
+        )?;
     if args.has("json") {
         print_line(&json_snapshot(
             snap.epoch,
@@ -670,9 +751,24 @@ fn members(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
     Ok(())
 }
 
+/// The reason `members` gives when a snapshot did not come: a server with a
+/// keyring does not answer a request it cannot verify, so a timeout may be a
+/// keyring (or mesh label) mismatch as much as a server that is down.
+fn no_snapshot(url: &str, timeout: Duration, auth: &Auth) -> String {
+    let hint = if auth.signs() {
+        "is the server up, and does it have this keyring (and mesh label)?"
+    } else {
+        "is the server up? (a server with a keyring answers only signed requests: give this command its keyring)"
+    };
+    format!(
+        "no snapshot from {url} within {} ms: {hint}",
+        timeout.as_millis()
+    )
+}
+
 /// `members --server P,S …`: every server's snapshot, fetched in parallel, merged
 /// as a subscriber merges them; fails only when no server answered.
-fn members_merged(args: &Args, several: &[(String, String)]) -> Result<(), Fail> {
+fn members_merged(args: &Args, several: &[(String, String)], auth: &Auth) -> Result<(), Fail> {
     let timeout = millis(args, "timeout", 3000)?;
     if timeout.is_zero() {
         return Err(usage("--timeout must be greater than zero"));
@@ -680,8 +776,10 @@ fn members_merged(args: &Args, several: &[(String, String)]) -> Result<(), Fail>
     let fetches: Vec<_> = several
         .iter()
         .map(|(_, url)| {
-            let url = url.clone();
-            std::thread::spawn(move || fetch_snapshot(&url, timeout, &Limits::default()))
+            let (url, auth) = (url.clone(), auth.clone());
+            std::thread::spawn(move || {
+                fetch_snapshot_with(&url, timeout, &Limits::default(), &auth)
+            })
         })
         .collect();
     let mut merge = Merge::new(several.len());
@@ -697,6 +795,7 @@ fn members_merged(args: &Args, several: &[(String, String)]) -> Result<(), Fail>
                 }
                 src.set_state(State::Live);
             }
+            Err(Error::Timeout) => log::warn!("{}", no_snapshot(url, timeout, auth)),
             Err(e) => log::warn!("no snapshot from {url}: {e}"),
         }
     }
@@ -826,6 +925,30 @@ fn members_table(members: &[Member]) -> Vec<String> {
         .collect()
 }
 
+/// `keygen`: one new random key, base64, on stdout.
+fn keygen(args: &Args) -> Result<(), Fail> {
+    args.check_known(&[])?;
+    let key = zeroize::Zeroizing::new(Keyring::generate()?);
+    print_line(&key);
+    Ok(())
+}
+
+/// `keyring list`: the key ids of the configured keyring, primary first.
+fn keyring_list(args: &Args) -> Result<(), Fail> {
+    args.check_known(&["keyring-file"])?;
+    let Some((ring, _)) = keys::keyring(args)? else {
+        return Err(usage(format!(
+            "no keyring: give --keyring-file PATH, or set {} or {}",
+            keys::ENV_FILE,
+            keys::ENV_KEY
+        )));
+    };
+    for id in ring.key_ids() {
+        print_line(&id.to_string());
+    }
+    Ok(())
+}
+
 fn run() -> Result<(), Fail> {
     let mut raw = Vec::new();
     for (i, a) in std::env::args_os().skip(1).enumerate() {
@@ -863,15 +986,20 @@ fn run() -> Result<(), Fail> {
         log::LevelFilter::Warn
     };
     init_log(&args, default_level)?;
-    let signals = block_signals();
+    let reloads = matches!(args.command.as_str(), "serve" | "join" | "watch");
+    let signals = block_signals(reloads);
     match args.command.as_str() {
         "serve" => serve(&args, &signals),
         "join" => join(&args, &signals),
         "watch" => watch(&args, &signals),
         "members" => members(&args, &signals),
-        other => Err(usage(format!(
-            "unknown command {other:?} (serve, join, watch or members)"
-        ))),
+        "keygen" => keygen(&args),
+        "keyring list" => keyring_list(&args),
+        "keyring" => Err(usage("keyring needs a subcommand: keyring list")),
+        other => match other.strip_prefix("keyring ") {
+            Some(sub) => Err(usage(format!("unknown keyring command {sub:?} (list)"))),
+            None => Err(usage(format!("unknown command {other:?} ({COMMANDS})"))),
+        },
     }
 }
 

@@ -2,7 +2,8 @@
 //! temporary ipc:// addresses, and condition waits with generous deadlines.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -59,10 +60,31 @@ pub struct Proc {
     pub seen: Vec<String>,
 }
 
+/// The environment variables the CLI takes a key from: removed from every
+/// child's environment unless a test sets them.
+pub const KEY_ENV: [&str; 2] = ["GOPHERDISCOVERY_KEYRING_FILE", "GOPHERDISCOVERY_KEY"];
+
+/// A command for the CLI with `args` and `env`, without any inherited key.
+pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    for k in KEY_ENV {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 impl Proc {
     pub fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(bin())
-            .args(args)
+        Proc::spawn_env(args, &[])
+    }
+
+    /// [`Proc::spawn`] with environment variables set.
+    pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut child = command(args, env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -253,4 +275,121 @@ pub fn stderr_with(p: &Proc, needle: &str) -> String {
         text.contains(needle)
     });
     text
+}
+
+/// `serve --http 127.0.0.1:0` on the three URLs of [`serve`]; returns the process
+/// and the bound HTTP address (read from the serving line).
+pub fn serve_http(dir: &Scratch, extra: &[&str]) -> (Proc, String) {
+    serve_http_env(dir, extra, &[])
+}
+
+/// [`serve_http`] with environment variables set.
+pub fn serve_http_env(dir: &Scratch, extra: &[&str], env: &[(&str, &str)]) -> (Proc, String) {
+    let (s, p, n) = (dir.url("survey"), dir.url("publish"), dir.url("snapshot"));
+    let mut args = vec!["serve", "--survey", &s, "--publish", &p, "--snapshot", &n];
+    args.extend_from_slice(&["--http", "127.0.0.1:0"]);
+    args.extend_from_slice(extra);
+    let mut proc = Proc::spawn_env(&args, env);
+    let line = proc.next_line();
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http="))
+        .unwrap_or_else(|| panic!("no http= on {line:?}"))
+        .to_string();
+    assert!(!addr.ends_with(":0"), "{line}");
+    eprintln!("http endpoint at {addr}");
+    (proc, addr)
+}
+
+/// Sends a GET; returns the open stream (the answer is read by [`answer`]).
+pub fn send_get(addr: &str, path: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    s
+}
+
+/// Status code, headers (lowercased names) and body.
+pub fn answer(mut s: TcpStream) -> (u16, String, String) {
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, head.to_lowercase(), body.to_string())
+}
+
+pub fn get(addr: &str, path: &str) -> (u16, String, String) {
+    answer(send_get(addr, path))
+}
+
+/// The value of one sample of a Prometheus text exposition, named with its
+/// labels as printed (`gopherdiscovery_auth_dropped_total{reason="bad_mac"}`).
+pub fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// [`sample`] of the server's /metrics now; panics when the sample is absent.
+pub fn scrape(addr: &str, name: &str) -> f64 {
+    let (code, _, body) = get(addr, "/metrics");
+    assert_eq!(code, 200, "{body}");
+    sample(&body, name).unwrap_or_else(|| panic!("no sample {name} in {body}"))
+}
+
+/// Waits until the server at `addr` completed `n` more survey rounds.
+pub fn wait_rounds(addr: &str, n: f64) {
+    let start = scrape(addr, "gopherdiscovery_rounds_total");
+    wait_until(&format!("{n} more survey rounds"), || {
+        scrape(addr, "gopherdiscovery_rounds_total") >= start + n
+    });
+}
+
+/// Writes a keyring file (one base64 key per line, primary first) with mode
+/// 0600, as an operator would: to a temporary file renamed over the old one, so
+/// a process reloading on SIGHUP never reads half a file.
+pub fn write_keyring(path: &std::path::Path, keys: &[&str]) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut text = String::from("# written by a test\n");
+    for k in keys {
+        text.push_str(k);
+        text.push('\n');
+    }
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A new key from `gopherdiscovery keygen` (base64, no newline).
+pub fn keygen() -> String {
+    let out = command(&["keygen"], &[]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.ends_with('\n') && text.lines().count() == 1,
+        "{text:?}"
+    );
+    text.trim_end().to_string()
+}
+
+/// The key id (8 hex digits) of a base64 key, as the library computes it.
+pub fn key_id(b64: &str) -> String {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    gopherdiscovery::Keyring::key_id_of(&raw)
+        .unwrap()
+        .to_string()
 }

@@ -17,6 +17,19 @@ common options:
   -V, --version        library, wire and NNG versions
 ";
 
+/// The key options of serve, join, watch and members.
+const KEYS: &str = "\
+authentication (a key is never given on the command line):
+  --keyring-file PATH  one base64 32-byte key per line, the first signs, all
+                       verify; `#` starts a comment; keep it chmod 600 (default:
+                       the file named by $GOPHERDISCOVERY_KEYRING_FILE, else the
+                       one key in $GOPHERDISCOVERY_KEY, else no key)
+  --auth MODE          off, permissive (sign, accept unsigned too, counted) or
+                       required (default: required with a key, off without)
+  --mesh-label TEXT    covered by every signature: two meshes sharing a key by
+                       mistake refuse each other (default: empty)
+";
+
 /// The overview (`gopherdiscovery --help`).
 pub fn overview() -> String {
     format!(
@@ -28,6 +41,8 @@ commands:
   join     join the mesh as a member
   watch    print every change of the member set
   members  print the member set once
+  keygen   print a new random key (base64) for a keyring file
+  keyring  `keyring list`: print the key ids of the configured keyring
 
 `gopherdiscovery <command> --help` shows that command's options and defaults.
 
@@ -41,6 +56,25 @@ pub fn command(name: &str) -> Option<String> {
     let (max_connections, max_per_connection) =
         (DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MEMBERS_PER_CONNECTION);
     let body = match name {
+        "keygen" => "\
+usage: gopherdiscovery keygen
+
+Prints one new random 32-byte key, base64, and a newline: a line of a keyring
+file. `gopherdiscovery keygen > mesh.key; chmod 600 mesh.key`
+"
+        .to_string(),
+        "keyring" | "keyring list" => "\
+usage: gopherdiscovery keyring list [--keyring-file PATH]
+
+Prints the key ids (8 hex digits) of the configured keyring, one per line,
+primary first; never a key. The ids are those of /metrics
+(gopherdiscovery_auth_messages_total{key_id}) and of the logs.
+
+options:
+  --keyring-file PATH  the keyring file (default: $GOPHERDISCOVERY_KEYRING_FILE,
+                       else the one key in $GOPHERDISCOVERY_KEY)
+"
+        .to_string(),
         "serve" => format!(
             "\
 usage: gopherdiscovery serve [options]
@@ -48,6 +82,7 @@ usage: gopherdiscovery serve [options]
 Surveys the members, publishes every change and serves snapshots. Prints one
 line `serving survey=… publish=… snapshot=… epoch=…` once listening (with
 `http=ADDR:PORT` when --http is given), then runs until SIGINT or SIGTERM.
+SIGHUP re-reads the keyring file (a bad file keeps the old keyring).
 
 options:
   --survey URL          survey socket (default {DEFAULT_SURVEY_URL})
@@ -76,7 +111,7 @@ usage: gopherdiscovery join --name NAME [options]
 
 Answers the servers' surveys as member NAME until SIGINT or SIGTERM. Prints
 `joined NAME incarnation=…`; warns on stderr when no server has surveyed it
-within 3 intervals (and keeps trying).
+within 3 intervals (and keeps trying). SIGHUP re-reads the keyring file.
 
 options:
   --name NAME        the member's name, e.g. http://10.0.0.1:8080 (required;
@@ -93,7 +128,8 @@ options:
 usage: gopherdiscovery watch [options]
 
 Prints the member set on every change until SIGINT or SIGTERM; warns on stderr
-when it cannot reach its URLs (and keeps trying).
+when it cannot reach its URLs (and keeps trying). SIGHUP re-reads the keyring
+file.
 
 options:
   --publish URL    the server's publish URL (default {DEFAULT_PUBLISH_URL})
@@ -127,5 +163,13 @@ options:
         ),
         _ => return None,
     };
-    Some(format!("{body}\n{COMMON}"))
+    let keyed = matches!(name, "serve" | "join" | "watch" | "members");
+    Some(format!(
+        "{body}\n{}{COMMON}",
+        if keyed {
+            format!("{KEYS}\n")
+        } else {
+            String::new()
+        }
+    ))
 }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gopherdiscovery::{Histogram, LoggedEvent, MemberInfo, Server, ServerStats, ServerStatus};
+use gopherdiscovery::{
+    AuthMode, Histogram, KeyId, LoggedEvent, MemberInfo, Server, ServerStats, ServerStatus,
+};
 use prometheus_client::encoding::text::encode_registry;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
@@ -121,7 +123,12 @@ fn route(method: &tiny_http::Method, url: &str, server: &Server) -> (u16, &'stat
         "/metrics" => (
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            metrics(&server.status(), &server.stats()),
+            metrics(
+                &server.status(),
+                &server.stats(),
+                server.auth_mode(),
+                &server.key_use(),
+            ),
         ),
         "/members.json" => {
             let st = server.status();
@@ -215,8 +222,14 @@ fn gauge_f(reg: &mut Registry, name: &str, help: &str, v: f64) {
 
 /// The Prometheus text exposition of the server's state now. Counters get
 /// `_total` from the encoder; the registry is built afresh from the server's own
-/// counters at each scrape.
-pub fn metrics(st: &ServerStatus, s: &ServerStats) -> String {
+/// counters at each scrape. `key_use`: messages verified per key id of the
+/// keyring in force ([`Server::key_use`]).
+pub fn metrics(
+    st: &ServerStatus,
+    s: &ServerStats,
+    mode: AuthMode,
+    key_use: &[(KeyId, u64)],
+) -> String {
     let mut reg = Registry::with_prefix("gopherdiscovery");
     let info = Family::<Labels, Gauge>::default();
     info.get_or_create(&labels(&[
@@ -365,12 +378,7 @@ pub fn metrics(st: &ServerStatus, s: &ServerStats) -> String {
         "Survey connections closed after evict_after rounds without an answer",
         s.closed_idle,
     );
-    // Authentication is not built yet: the family has no key ids, so no samples.
-    reg.register(
-        "auth_messages",
-        "Authenticated messages by key id (no keyring configured)",
-        Family::<Labels, Counter>::default(),
-    );
+    auth_metrics(&mut reg, s, mode, key_use);
     counter_family(
         &mut reg,
         "publications",
@@ -424,6 +432,65 @@ pub fn metrics(st: &ServerStatus, s: &ServerStats) -> String {
     let mut out = counters_as_prometheus(&open_metrics);
     process_metrics(&mut out);
     out
+}
+
+/// The authentication families: the mode and primary key id, messages verified
+/// per key id (no samples without a keyring), drops by reason, unsigned input
+/// accepted under `permissive`, challenge surveys. Key ids only, never keys.
+fn auth_metrics(reg: &mut Registry, s: &ServerStats, mode: AuthMode, key_use: &[(KeyId, u64)]) {
+    let ids: Vec<String> = key_use.iter().map(|(id, _)| id.to_string()).collect();
+    let info = Family::<Labels, Gauge>::default();
+    info.get_or_create(&labels(&[
+        ("mode", mode.as_str()),
+        ("primary_key_id", ids.first().map_or("", String::as_str)),
+    ]))
+    .set(1);
+    reg.register(
+        "auth_info",
+        "Authentication mode and the key id that signs (empty without a keyring); always 1",
+        info,
+    );
+    let key_labels: Vec<[(&str, &str); 1]> = ids.iter().map(|id| [("key_id", &id[..])]).collect();
+    let key_samples: Vec<(&[(&str, &str)], u64)> = key_labels
+        .iter()
+        .zip(key_use)
+        .map(|(l, (_, n))| (&l[..], *n))
+        .collect();
+    counter_family(
+        reg,
+        "auth_messages",
+        "Messages whose signature verified, by key id of the keyring in force (answers and \
+         snapshot requests); in a rotation, the old key is unused once its count stops rising",
+        &key_samples,
+    );
+    let reasons = s.auth.reasons();
+    let reason_labels: Vec<[(&str, &str); 1]> =
+        reasons.iter().map(|(r, _)| [("reason", *r)]).collect();
+    let reason_samples: Vec<(&[(&str, &str)], u64)> = reason_labels
+        .iter()
+        .zip(reasons.iter())
+        .map(|(l, (_, n))| (&l[..], *n))
+        .collect();
+    counter_family(
+        reg,
+        "auth_dropped",
+        "Messages dropped by authentication, by reason (answers and snapshot requests)",
+        &reason_samples,
+    );
+    counter(
+        reg,
+        "auth_unsigned_accepted",
+        "Unsigned messages accepted under auth permissive (once it stops rising, the mesh can \
+         move to required)",
+        s.auth.unsigned_accepted,
+    );
+    counter(
+        reg,
+        "challenges",
+        "Challenge surveys sent to one connection, to admit an announce or a member on a new \
+         connection (with a keyring)",
+        s.challenges,
+    );
 }
 
 /// OpenMetrics names a counter family `x` with samples `x_total`; the Prometheus
@@ -564,13 +631,86 @@ fn status_json(server: &Server) -> String {
     }
     let _ = write!(
         o,
-        "}},\"refused_connections\":{},\"idle_connections_closed\":{}}}",
-        s.refused_connections, s.closed_idle
+        "}},\"refused_connections\":{},\"idle_connections_closed\":{},\"auth\":{{\"mode\":\"{}\",\"keys\":[",
+        s.refused_connections,
+        s.closed_idle,
+        server.auth_mode()
+    );
+    for (i, (id, n)) in server.key_use().iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(
+            o,
+            "{sep}{{\"key_id\":\"{id}\",\"primary\":{},\"verified\":{n}}}",
+            i == 0
+        );
+    }
+    o.push_str("],\"dropped\":{");
+    for (i, (reason, n)) in s.auth.reasons().iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(o, "{sep}\"{reason}\":{n}");
+    }
+    let _ = write!(
+        o,
+        "}},\"unsigned_accepted\":{},\"challenges\":{}}}}}",
+        s.auth.unsigned_accepted, s.challenges
     );
     o
 }
 
 // ------------------------------------------------------------------ the page
+
+/// The auth row of the header: the mode and the key ids, primary first.
+fn auth_summary(mode: AuthMode, key_use: &[(KeyId, u64)]) -> String {
+    if key_use.is_empty() {
+        return format!("{} (no keyring)", escape(mode.as_str()));
+    }
+    let ids: Vec<String> = key_use.iter().map(|(id, _)| id.to_string()).collect();
+    format!(
+        "{}, keys <code>{}</code> (primary first)",
+        escape(mode.as_str()),
+        escape(&ids.join(", "))
+    )
+}
+
+/// The Authentication section: messages verified per key id, then the drops by
+/// reason, unsigned input accepted and challenges.
+fn auth_section(h: &mut String, mode: AuthMode, key_use: &[(KeyId, u64)], s: &ServerStats) {
+    let _ = write!(
+        h,
+        "<h2>Authentication</h2><p>Mode <b>{}</b>.</p>\
+<table id=\"auth-keys\"><tr><th>key id</th><th>role</th><th>messages verified</th></tr>",
+        escape(mode.as_str())
+    );
+    if key_use.is_empty() {
+        h.push_str("<tr><td colspan=\"3\">no keyring</td></tr>");
+    }
+    for (i, (id, n)) in key_use.iter().enumerate() {
+        let _ = write!(
+            h,
+            "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{n}</td></tr>",
+            escape(&id.to_string()),
+            if i == 0 {
+                "primary (signs)"
+            } else {
+                "verifies"
+            }
+        );
+    }
+    h.push_str("</table><table id=\"auth-drops\"><tr><th>messages</th><th>count</th></tr>");
+    for (reason, n) in s.auth.reasons() {
+        let _ = write!(
+            h,
+            "<tr><td>dropped: {}</td><td class=\"num\">{n}</td></tr>",
+            escape(reason)
+        );
+    }
+    let _ = write!(
+        h,
+        "<tr><td>unsigned, accepted (permissive)</td><td class=\"num\">{}</td></tr>\
+<tr><td>challenge surveys sent</td><td class=\"num\">{}</td></tr></table>",
+        s.auth.unsigned_accepted, s.challenges
+    );
+}
 
 /// `s` made safe for HTML text and attribute values (member names are untrusted).
 pub fn escape(s: &str) -> String {
@@ -612,6 +752,7 @@ fn page(server: &Server, refresh: Option<u32>) -> String {
     let u = server.urls();
     let members: Vec<MemberInfo> = server.member_info();
     let events: Vec<LoggedEvent> = server.recent_events();
+    let key_use = server.key_use();
     let mut h = String::new();
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     if let Some(n) = refresh {
@@ -652,10 +793,11 @@ fn page(server: &Server, refresh: Option<u32>) -> String {
     let _ = write!(
         h,
         "<tr><th>timing</th><td>interval {} ms, deadline {} ms, evict after {} missed surveys</td></tr>\
-<tr><th>auth</th><td>none (no keyring)</td></tr></table>",
+<tr><th>auth</th><td id=\"auth-mode\">{}</td></tr></table>",
         st.interval.as_millis(),
         st.deadline.as_millis(),
-        st.evict_after
+        st.evict_after,
+        auth_summary(server.auth_mode(), &key_use)
     );
     // 2. health
     h.push_str("<h2>Health</h2>");
@@ -754,6 +896,8 @@ fn page(server: &Server, refresh: Option<u32>) -> String {
 <tr><td>survey</td><td>idle connections closed</td><td class=\"num\">{}</td></tr></table>",
         s.refused_connections, s.closed_idle
     );
+    // 6. authentication
+    auth_section(&mut h, server.auth_mode(), &key_use, &s);
     h.push_str("<p><a href=\"/metrics\">/metrics</a> · <a href=\"/status.json\">/status.json</a> · <a href=\"/members.json\">/members.json</a> · <a href=\"/healthz\">/healthz</a></p></body></html>\n");
     h
 }

@@ -8,12 +8,17 @@ peer list, and the list must change when a peer comes or goes. Here the member
 answers the server's surveys (so the others see it) and watches the member set (so it
 sees the others); ``on_peers`` hands each new list to the pool. Runs until SIGINT or
 SIGTERM, then leaves cleanly.
+
+In an authenticated mesh, ``--keyring-file PATH`` (or the environment variable
+``GOPHERDISCOVERY_KEYRING_FILE``, as for the CLI) names the keyring: one base64 key
+per line, the first signs. Keys never go on the command line, where ``ps`` shows them.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import signal
 import threading
 from bisect import bisect
@@ -57,6 +62,11 @@ def main() -> None:
     ap.add_argument("--survey", action="append", help="server survey URL (repeatable)")
     ap.add_argument("--publish", default=gopherdiscovery.DEFAULT_PUBLISH_URL)
     ap.add_argument("--snapshot", default=gopherdiscovery.DEFAULT_SNAPSHOT_URL)
+    ap.add_argument(
+        "--keyring-file",
+        default=os.environ.get("GOPHERDISCOVERY_KEYRING_FILE"),
+        help="keyring of an authenticated mesh (default: $GOPHERDISCOVERY_KEYRING_FILE)",
+    )
     args = ap.parse_args()
 
     stop = threading.Event()
@@ -70,6 +80,7 @@ def main() -> None:
         metadata={"lang": "python"},
         publish=args.publish,
         snapshot=args.snapshot,
+        keyring_file=args.keyring_file,
     ) as member:
         print(f"joined {args.name}", flush=True)
         member.on_peers(pool.set)  # from now on, pool.set runs on the dispatcher thread

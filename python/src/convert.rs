@@ -32,7 +32,8 @@ pub fn count(py: Python<'_>, option: &'static str, value: i64) -> PyResult<u32> 
     })
 }
 
-fn type_name(v: &Bound<'_, PyAny>) -> String {
+/// The name of `v`'s type, for error messages.
+pub fn type_name(v: &Bound<'_, PyAny>) -> String {
     v.get_type()
         .name()
         .map(|n| n.to_string())

@@ -20,6 +20,7 @@
 
 use pyo3::prelude::*;
 
+mod auth;
 mod client;
 mod convert;
 mod errors;
@@ -53,6 +54,7 @@ fn _gopherdiscovery(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stats::SubscriberStats>()?;
     m.add_class::<stats::ClientStats>()?;
     m.add_class::<stats::SurveyUrlStats>()?;
+    m.add_class::<stats::AuthStats>()?;
     m.add(
         "HISTOGRAM_BOUNDS_SECONDS",
         gopherdiscovery::HISTOGRAM_BOUNDS_SECONDS.to_vec(),
@@ -60,6 +62,8 @@ fn _gopherdiscovery(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", gopherdiscovery::VERSION)?;
     m.add("WIRE_VERSION", gopherdiscovery::WIRE_VERSION)?;
     m.add_function(wrap_pyfunction!(nng_version, m)?)?;
+    m.add_function(wrap_pyfunction!(auth::generate_key, m)?)?;
+    m.add_function(wrap_pyfunction!(auth::key_id, m)?)?;
     m.add("DEFAULT_SURVEY_URL", gopherdiscovery::DEFAULT_SURVEY_URL)?;
     m.add("DEFAULT_PUBLISH_URL", gopherdiscovery::DEFAULT_PUBLISH_URL)?;
     m.add(
@@ -68,5 +72,6 @@ fn _gopherdiscovery(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("STEP_SECONDS", feed::STEP.as_secs_f64())?;
     m.add("MAX_EVENTS", feed::MAX_EVENTS)?;
+    m.add("MAX_KEYS", gopherdiscovery::auth::MAX_KEYS)?;
     Ok(())
 }

@@ -1,10 +1,13 @@
 //! `Server`: the discovery server, complete in Rust (it runs no Python code).
 
+use std::path::PathBuf;
+
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use gopherdiscovery as core;
 
+use crate::auth;
 use crate::convert;
 use crate::errors;
 use crate::handle::Handle;
@@ -12,6 +15,12 @@ use crate::objects::{Member, ServerUrls};
 
 /// A discovery server: surveys members on `survey`, publishes every change on
 /// `publish` and serves snapshots on `snapshot`. Times are in seconds.
+///
+/// With `keyring=[key, …]` (32-byte keys, primary first) or `keyring_file=` (one
+/// base64 key per line), it signs every survey, publication and snapshot and takes
+/// only answers and snapshot requests that verify; `auth` ("off", "permissive",
+/// "required"; default "required" with a keyring, else "off") and `mesh_label`
+/// as for every handle.
 ///
 /// `close()` (or leaving the `with` block, or garbage collection) stops it; its
 /// members see their connections close and reconnect when a server comes back.
@@ -63,6 +72,11 @@ impl Server {
         interval = core::DEFAULT_INTERVAL.as_secs_f64(),
         deadline = None,
         evict_after = i64::from(core::DEFAULT_EVICT_AFTER),
+        *,
+        keyring = None,
+        keyring_file = None,
+        auth = None,
+        mesh_label = "",
     ))]
     #[allow(clippy::too_many_arguments)] // one per keyword argument of Server()
     fn new(
@@ -74,8 +88,18 @@ impl Server {
         interval: f64,
         deadline: Option<f64>,
         evict_after: i64,
+        keyring: Option<&Bound<'_, PyAny>>,
+        keyring_file: Option<PathBuf>,
+        auth: Option<&str>,
+        mesh_label: &str,
     ) -> PyResult<Self> {
-        let mut builder = core::Server::builder();
+        let mut builder = core::Server::builder().authentication(auth::settings(
+            py,
+            keyring,
+            keyring_file,
+            auth,
+            mesh_label,
+        )?);
         if let Some(d) = deadline {
             // None: half the interval (the core's default).
             builder = builder.deadline(convert::seconds(py, "deadline", d)?);
@@ -118,6 +142,40 @@ impl Server {
     /// What the server took, dropped and sent so far (the numbers of `/metrics`).
     fn stats(&self, py: Python<'_>) -> PyResult<crate::stats::ServerStats> {
         self.with(py, |s| s.stats().into())
+    }
+
+    /// "off", "permissive" or "required".
+    #[getter]
+    fn auth_mode(&self, py: Python<'_>) -> PyResult<&'static str> {
+        self.with(py, |s| s.auth_mode().as_str())
+    }
+
+    /// Replaces the keyring (`keyring=[key, …]` or `keyring_file=`; the mode and
+    /// mesh label stay): what is sent next is signed with the new primary, what
+    /// comes next is verified with every new key. Rolling a key: add it as
+    /// secondary everywhere, make it primary everywhere, drop the old one when
+    /// `key_use()` shows its count no longer rising. Fails on a server started
+    /// without a keyring.
+    #[pyo3(signature = (keyring = None, *, keyring_file = None))]
+    fn set_keyring(
+        &self,
+        py: Python<'_>,
+        keyring: Option<&Bound<'_, PyAny>>,
+        keyring_file: Option<PathBuf>,
+    ) -> PyResult<()> {
+        let ring = auth::replacement(py, keyring, keyring_file)?;
+        self.with(py, |s| s.set_keyring(ring))?
+            .map_err(|e| errors::to_py(py, e))
+    }
+
+    /// Per key of the keyring (primary first), ``(key_id, messages verified with
+    /// it)`` since the start, kept across ``set_keyring``. Empty without a keyring.
+    fn key_use(&self, py: Python<'_>) -> PyResult<Vec<(String, u64)>> {
+        self.with(py, |s| {
+            (s.key_use().into_iter())
+                .map(|(id, n)| (id.to_string(), n))
+                .collect()
+        })
     }
 
     /// True after `close()`.

@@ -1,6 +1,6 @@
 //! Statistics handed to Python: frozen values with the field names of the Rust
 //! structs (`ServerStats`, `Histogram`, `SubscriberStats`, `ClientStats`,
-//! `SurveyUrlStats`). Ages are in seconds (float), None when there is none.
+//! `SurveyUrlStats`, `AuthStats`). Ages are in seconds (float), None when there is none.
 
 use pyo3::prelude::*;
 
@@ -40,6 +40,60 @@ impl Histogram {
         format!(
             "Histogram(buckets={:?}, count={}, sum_micros={})",
             self.buckets, self.count, self.sum_micros
+        )
+    }
+}
+
+/// Messages dropped by authentication, by reason, and unsigned input accepted
+/// under auth "permissive": ``stats().auth`` of a server, client or subscriber.
+#[pyclass(module = "gopherdiscovery", frozen, eq, get_all)]
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthStats {
+    /// Dropped: the tag did not verify (altered bytes, another mesh label or role).
+    pub bad_mac: u64,
+    /// Dropped: signed with a key id not in the keyring.
+    pub unknown_key: u64,
+    /// Dropped: not signed while auth is "required".
+    pub unsigned: u64,
+    /// Dropped: a publication counter not above the last one, or a snapshot not
+    /// echoing the outstanding nonce.
+    pub replayed: u64,
+    /// Dropped: an answer echoing a survey not sent in the last 2 intervals.
+    pub stale_survey: u64,
+    /// Dropped: an answer echoing a survey sent to another connection.
+    pub wrong_connection: u64,
+    /// Accepted: unsigned input under "permissive" (when it stops rising, the
+    /// mesh can move to "required").
+    pub unsigned_accepted: u64,
+}
+
+impl From<core::AuthStats> for AuthStats {
+    fn from(a: core::AuthStats) -> Self {
+        AuthStats {
+            bad_mac: a.bad_mac,
+            unknown_key: a.unknown_key,
+            unsigned: a.unsigned,
+            replayed: a.replayed,
+            stale_survey: a.stale_survey,
+            wrong_connection: a.wrong_connection,
+            unsigned_accepted: a.unsigned_accepted,
+        }
+    }
+}
+
+#[pymethods]
+impl AuthStats {
+    fn __repr__(&self) -> String {
+        format!(
+            "AuthStats(bad_mac={}, unknown_key={}, unsigned={}, replayed={}, stale_survey={}, \
+             wrong_connection={}, unsigned_accepted={})",
+            self.bad_mac,
+            self.unknown_key,
+            self.unsigned,
+            self.replayed,
+            self.stale_survey,
+            self.wrong_connection,
+            self.unsigned_accepted
         )
     }
 }
@@ -124,6 +178,12 @@ pub struct ServerStats {
     pub publish_connections_opened: u64,
     /// Connections closed on the publish socket.
     pub publish_connections_closed: u64,
+    /// Challenge surveys sent: with a keyring, an announce (or an answer on a
+    /// connection its member is not on) is admitted only when the survey sent to
+    /// that one connection is answered there.
+    pub challenges: u64,
+    /// Messages dropped by authentication on the survey and snapshot sockets.
+    pub auth: AuthStats,
     /// Time from a survey sent to an answer to it taken (announces excluded).
     pub answer_latency: Histogram,
     /// How late each regular survey round started against its schedule.
@@ -167,6 +227,8 @@ impl From<core::ServerStats> for ServerStats {
             survey_connections_closed: s.survey_connections_closed,
             publish_connections_opened: s.publish_connections_opened,
             publish_connections_closed: s.publish_connections_closed,
+            challenges: s.challenges,
+            auth: s.auth.into(),
             answer_latency: s.answer_latency.into(),
             round_lag: s.round_lag.into(),
         }
@@ -207,6 +269,8 @@ pub struct SubscriberStats {
     pub resyncs: u64,
     /// Publications dropped as malformed.
     pub dropped: u64,
+    /// Publications and snapshots dropped by authentication.
+    pub auth: AuthStats,
 }
 
 impl From<core::SubscriberStats> for SubscriberStats {
@@ -222,6 +286,7 @@ impl From<core::SubscriberStats> for SubscriberStats {
             last_publication_age: seconds(s.last_publication_age),
             resyncs: s.resyncs,
             dropped: s.dropped,
+            auth: s.auth.into(),
         }
     }
 }
@@ -276,6 +341,8 @@ pub struct ClientStats {
     pub last_survey_age: Option<f64>,
     /// The same per survey URL, in the order given.
     pub survey_urls: Vec<SurveyUrlStats>,
+    /// Surveys dropped by authentication.
+    pub auth: AuthStats,
 }
 
 impl From<core::ClientStats> for ClientStats {
@@ -294,6 +361,7 @@ impl From<core::ClientStats> for ClientStats {
                     last_survey_age: seconds(u.last_survey_age),
                 })
                 .collect(),
+            auth: s.auth.into(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! The public `gopherdiscovery.Subscriber` (Python) wraps it with callbacks and
 //! iterators; this class only holds the subscriber and hands out cursors.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -10,6 +11,7 @@ use pyo3::types::PyList;
 
 use gopherdiscovery as core;
 
+use crate::auth;
 use crate::errors;
 use crate::feed::{Cursor, Feed};
 use crate::handle::Handle;
@@ -32,24 +34,36 @@ impl SubscriberCore {
 #[pymethods]
 impl SubscriberCore {
     /// Dials `publish` and, unless it is None (a legacy publisher), `snapshot`;
-    /// or, with `servers`, every (publish, snapshot) pair, and merges them.
+    /// or, with `servers`, every (publish, snapshot) pair, and merges them. With
+    /// a keyring, takes only publications and snapshots that verify.
     #[new]
     #[pyo3(signature = (
         publish = core::DEFAULT_PUBLISH_URL.to_owned(),
         snapshot = Some(core::DEFAULT_SNAPSHOT_URL.to_owned()),
         servers = None,
+        *,
+        keyring = None,
+        keyring_file = None,
+        auth = None,
+        mesh_label = "",
     ))]
+    #[allow(clippy::too_many_arguments)] // one per keyword argument of Subscriber()
     fn new(
         py: Python<'_>,
         publish: String,
         snapshot: Option<String>,
         servers: Option<Vec<(String, String)>>,
+        keyring: Option<&Bound<'_, PyAny>>,
+        keyring_file: Option<PathBuf>,
+        auth: Option<&str>,
+        mesh_label: &str,
     ) -> PyResult<Self> {
         let feed = Feed::new();
         let to_feed = feed.clone();
         let mut builder = core::Subscriber::builder()
             .publish(publish)
             .snapshot(snapshot)
+            .authentication(auth::settings(py, keyring, keyring_file, auth, mesh_label)?)
             .on_update(move |u| to_feed.push(u));
         for (p, s) in servers.unwrap_or_default() {
             builder = builder.server(p, s);
@@ -92,6 +106,20 @@ impl SubscriberCore {
     /// State, view, connections and counters now.
     fn stats(&self, py: Python<'_>) -> PyResult<crate::stats::SubscriberStats> {
         self.with(py, |s| s.stats().into())
+    }
+
+    /// Replaces the keyring (mode and mesh label stay). Fails on a subscriber
+    /// started without one.
+    #[pyo3(signature = (keyring = None, *, keyring_file = None))]
+    fn set_keyring(
+        &self,
+        py: Python<'_>,
+        keyring: Option<&Bound<'_, PyAny>>,
+        keyring_file: Option<PathBuf>,
+    ) -> PyResult<()> {
+        let ring = auth::replacement(py, keyring, keyring_file)?;
+        self.with(py, |s| s.set_keyring(ring))?
+            .map_err(|e| errors::to_py(py, e))
     }
 
     /// Every configured server's status, in configuration order.

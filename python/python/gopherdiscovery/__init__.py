@@ -18,6 +18,14 @@ updates are queued in Rust; callbacks run on one Python thread per subscriber, t
 the GIL and come back every 50 ms to check for signals, so Ctrl-C interrupts them.
 A callback that raises is logged (logger ``gopherdiscovery``) and delivery goes on.
 ``close()`` is idempotent and safe from any thread, including from a callback.
+
+Authenticated meshes: give every ``Server``, ``Client`` and ``Subscriber`` the same
+keyring, ``keyring=[key]`` (32-byte keys, primary first; ``generate_key()`` makes
+one) or ``keyring_file=PATH`` (one base64 key per line, as for the CLI). Everything
+is then signed, and what does not verify is dropped and counted in
+``stats().auth``. ``auth="permissive"`` also accepts unsigned peers while a key is
+rolled into a live mesh; ``mesh_label`` keeps two meshes that share a key apart.
+The library's copies of the keys are zeroed when dropped.
 """
 
 from __future__ import annotations
@@ -31,9 +39,9 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Callable, Literal, Optional, TypeVar
+from typing import Callable, Literal, Optional, TypeVar, Union
 
 from . import _gopherdiscovery as _ext
 from ._gopherdiscovery import (
@@ -42,6 +50,7 @@ from ._gopherdiscovery import (
     DEFAULT_SURVEY_URL,
     HISTOGRAM_BOUNDS_SECONDS,
     AddressInUseError,
+    AuthStats,
     ClientStats,
     ClosedError,
     Error,
@@ -64,6 +73,8 @@ from ._gopherdiscovery import (
     Update,
     WIRE_VERSION,
     __version__,
+    generate_key,
+    key_id,
     nng_version,
 )
 
@@ -74,6 +85,8 @@ __all__ = [
     "HISTOGRAM_BOUNDS_SECONDS",
     "AddressInUseError",
     "AsyncPeerChanges",
+    "AuthMode",
+    "AuthStats",
     "Client",
     "ClientStats",
     "ClosedError",
@@ -100,6 +113,8 @@ __all__ = [
     "Update",
     "WIRE_VERSION",
     "__version__",
+    "generate_key",
+    "key_id",
     "nng_version",
 ]
 
@@ -107,6 +122,14 @@ logger = logging.getLogger("gopherdiscovery")
 
 State = Literal["syncing", "live", "stale"]
 """A subscriber's state: no snapshot yet, in step with the server, or no heartbeat lately."""
+
+AuthMode = Literal["off", "permissive", "required"]
+"""What is done with signatures: nothing, sign and accept unsigned input too
+(counted; for rolling a key into a live mesh), or sign and accept only what verifies.
+The default is "required" with a keyring, "off" without."""
+
+_Keys = Iterable[Union[bytes, bytearray]]
+_Path = Union[str, os.PathLike[str]]
 
 _PeersCallback = TypeVar("_PeersCallback", bound=Callable[[list[str]], object])
 _EventCallback = TypeVar("_EventCallback", bound=Callable[[Event], object])
@@ -509,6 +532,16 @@ class _Watching:
             pass
 
 
+def _once(keyring: Optional[_Keys]) -> Optional[_Keys]:
+    """``keyring`` readable twice (a watching client gives it to its subscriber
+    too): an iterator becomes a list (of one key more than a keyring takes at
+    most, so the library refuses an endless one); a single ``bytes`` stays as it
+    is, for the library to refuse with its message."""
+    if keyring is None or isinstance(keyring, (bytes, bytearray, str, list, tuple)):
+        return keyring
+    return list(itertools.islice(keyring, _ext.MAX_KEYS + 1))
+
+
 def _servers(servers: Optional[Sequence[tuple[str, str]]]) -> Optional[list[tuple[str, str]]]:
     return None if servers is None else [(p, s) for p, s in servers]
 
@@ -531,6 +564,13 @@ class Subscriber(_Watching):
     ``on_event``, ``changes()``, ``changes_async()`` or ``wait_for()``. ``close()`` (or
     the end of a ``with`` block) stops it; after ``close()`` returns no callback runs
     (unless it was called from a callback, which returns at once).
+
+    With ``keyring=[key, ...]`` (32-byte keys, primary first) or ``keyring_file=``
+    (one base64 key per line), it takes only publications and snapshots that
+    verify and signs its snapshot requests; ``auth`` and ``mesh_label`` as for
+    ``Server``. A subscriber whose keys the servers do not share gets no view
+    (its state stays "syncing") and counts the publications it drops in
+    ``stats().auth``: check the keyring.
     """
 
     def __init__(
@@ -539,10 +579,22 @@ class Subscriber(_Watching):
         snapshot: Optional[str] = DEFAULT_SNAPSHOT_URL,
         *,
         servers: Optional[Sequence[tuple[str, str]]] = None,
+        keyring: Optional[_Keys] = None,
+        keyring_file: Optional[_Path] = None,
+        auth: Optional[AuthMode] = None,
+        mesh_label: str = "",
     ) -> None:
         self._init_watching(None)
         _check_servers(servers, publish != DEFAULT_PUBLISH_URL or snapshot != DEFAULT_SNAPSHOT_URL)
-        self._subscriber = _ext.SubscriberCore(publish, snapshot, _servers(servers))
+        self._subscriber = _ext.SubscriberCore(
+            publish,
+            snapshot,
+            _servers(servers),
+            keyring=keyring,
+            keyring_file=keyring_file,
+            auth=auth,
+            mesh_label=mesh_label,
+        )
         self._publish = servers[0][0] if servers else publish
 
     @property
@@ -553,6 +605,12 @@ class Subscriber(_Watching):
     def stats(self) -> SubscriberStats:
         """State, view, connections and counters now (``subscriber_stats()``)."""
         return self.subscriber_stats()
+
+    def set_keyring(self, keyring: Optional[_Keys] = None, *, keyring_file: Optional[_Path] = None) -> None:
+        """Replaces the keyring (``keyring=[key, ...]`` or ``keyring_file=``; the mode
+        and mesh label stay). Raises ``InvalidOptionError`` for a subscriber made
+        without a keyring."""
+        self._sub().set_keyring(keyring, keyring_file=keyring_file)
 
     def close(self) -> None:
         """Stops the subscriber and its dispatcher. Idempotent; safe from any thread,
@@ -584,6 +642,11 @@ class Client(_Watching):
     With ``publish=`` (and ``snapshot=``), or ``servers=``, as for ``Subscriber``, it also watches the
     member set and offers everything a ``Subscriber`` does. ``close()`` (or the end
     of a ``with`` block) leaves: servers see the member go at once (reason "closed").
+
+    With ``keyring=[key, ...]`` (32-byte keys, primary first) or ``keyring_file=``
+    (one base64 key per line), it answers only surveys that verify and signs its
+    answers (and a watching client's subscriber uses the same keyring); ``auth``
+    and ``mesh_label`` as for ``Server``.
     """
 
     def __init__(
@@ -596,6 +659,10 @@ class Client(_Watching):
         snapshot: Optional[str] = DEFAULT_SNAPSHOT_URL,
         service: Optional[str] = None,
         servers: Optional[Sequence[tuple[str, str]]] = None,
+        keyring: Optional[_Keys] = None,
+        keyring_file: Optional[_Path] = None,
+        auth: Optional[AuthMode] = None,
+        mesh_label: str = "",
     ) -> None:
         self._init_watching(None)
         if (name is None) == (service is None):
@@ -608,12 +675,23 @@ class Client(_Watching):
         if publish is None and snapshot != DEFAULT_SNAPSHOT_URL:
             raise InvalidOptionError("invalid option snapshot: given without publish; pass publish= too to watch")
         self._service = service
+        keyring = _once(keyring)
         if servers:
-            self._subscriber = _ext.SubscriberCore(servers=_servers(servers))
+            self._subscriber = _ext.SubscriberCore(
+                servers=_servers(servers),
+                keyring=keyring,
+                keyring_file=keyring_file,
+                auth=auth,
+                mesh_label=mesh_label,
+            )
         elif publish is not None:
-            self._subscriber = _ext.SubscriberCore(publish, snapshot)
+            self._subscriber = _ext.SubscriberCore(
+                publish, snapshot, keyring=keyring, keyring_file=keyring_file, auth=auth, mesh_label=mesh_label
+            )
         try:
-            self._client = _ext.ClientCore(service, survey, metadata)
+            self._client = _ext.ClientCore(
+                service, survey, metadata, keyring=keyring, keyring_file=keyring_file, auth=auth, mesh_label=mesh_label
+            )
         except BaseException:
             self._close_watching()
             raise
@@ -642,6 +720,16 @@ class Client(_Watching):
     def set_metadata(self, metadata: Mapping[str, str]) -> None:
         """Replaces the metadata; servers publish an "updated" event at once."""
         self._client.set_metadata(metadata)
+
+    def set_keyring(self, keyring: Optional[_Keys] = None, *, keyring_file: Optional[_Path] = None) -> None:
+        """Replaces the keyring (``keyring=[key, ...]`` or ``keyring_file=``; the mode
+        and mesh label stay), a watching client's subscriber's too: answers are
+        signed with the new primary from the next survey on. Raises
+        ``InvalidOptionError`` for a client made without a keyring."""
+        keyring = _once(keyring)
+        self._client.set_keyring(keyring, keyring_file=keyring_file)
+        if self._subscriber is not None:
+            self._subscriber.set_keyring(keyring, keyring_file=keyring_file)
 
     @property
     def closed(self) -> bool:

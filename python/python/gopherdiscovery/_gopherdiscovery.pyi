@@ -2,8 +2,9 @@
 with ``python -m mypy.stubtest gopherdiscovery._gopherdiscovery``."""
 
 import builtins
-from collections.abc import Mapping, Sequence
-from typing import Final, Literal, Optional, final
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final, Literal, Optional, Union, final
 
 __all__ = [
     "Error",
@@ -30,15 +31,19 @@ __all__ = [
     "SubscriberStats",
     "ClientStats",
     "SurveyUrlStats",
+    "AuthStats",
     "HISTOGRAM_BOUNDS_SECONDS",
     "__version__",
     "WIRE_VERSION",
     "nng_version",
+    "generate_key",
+    "key_id",
     "DEFAULT_SURVEY_URL",
     "DEFAULT_PUBLISH_URL",
     "DEFAULT_SNAPSHOT_URL",
     "STEP_SECONDS",
     "MAX_EVENTS",
+    "MAX_KEYS",
 ]
 
 __version__: Final[str]
@@ -47,11 +52,18 @@ WIRE_VERSION: Final[int]
 def nng_version() -> str:
     """The version of the NNG library linked in, e.g. ``"1.11.0"``."""
 
+def generate_key() -> bytes:
+    """A new random 32-byte key from the operating system, for ``keyring=[key]``."""
+
+def key_id(key: bytes | bytearray) -> str:
+    """The id of a 32-byte key: 8 lowercase hex digits; names the key without revealing it."""
+
 DEFAULT_SURVEY_URL: Final[str]
 DEFAULT_PUBLISH_URL: Final[str]
 DEFAULT_SNAPSHOT_URL: Final[str]
 STEP_SECONDS: Final[float]
 MAX_EVENTS: Final[int]
+MAX_KEYS: Final[int]
 HISTOGRAM_BOUNDS_SECONDS: Final[list[float]]
 
 # Exceptions: one base class; each subclass also derives from the built-in that
@@ -79,6 +91,10 @@ class TransportError(Error, OSError): ...
 class IoError(Error, OSError): ...
 
 _Metadata = Mapping[str, str]
+# Keys for keyring=: 32 raw bytes each, primary first (any iterable; a list usually).
+_Keys = Iterable[Union[bytes, bytearray]]
+_Path = Union[str, os.PathLike[str]]
+_AuthMode = Literal["off", "permissive", "required"]
 
 @final
 class Member:
@@ -131,6 +147,26 @@ class Histogram:
     def count(self) -> int: ...
     @property
     def sum_micros(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class AuthStats:
+    """Messages dropped by authentication, by reason, and unsigned input accepted under "permissive"."""
+
+    @property
+    def bad_mac(self) -> int: ...
+    @property
+    def unknown_key(self) -> int: ...
+    @property
+    def unsigned(self) -> int: ...
+    @property
+    def replayed(self) -> int: ...
+    @property
+    def stale_survey(self) -> int: ...
+    @property
+    def wrong_connection(self) -> int: ...
+    @property
+    def unsigned_accepted(self) -> int: ...
     def __eq__(self, value: object, /) -> bool: ...
 
 @final
@@ -206,6 +242,10 @@ class ServerStats:
     @property
     def publish_connections_closed(self) -> int: ...
     @property
+    def challenges(self) -> int: ...
+    @property
+    def auth(self) -> AuthStats: ...
+    @property
     def answer_latency(self) -> Histogram: ...
     @property
     def round_lag(self) -> Histogram: ...
@@ -235,6 +275,8 @@ class SubscriberStats:
     def resyncs(self) -> int: ...
     @property
     def dropped(self) -> int: ...
+    @property
+    def auth(self) -> AuthStats: ...
     def __eq__(self, value: object, /) -> bool: ...
 
 @final
@@ -267,6 +309,8 @@ class ClientStats:
     def last_survey_age(self) -> Optional[float]: ...
     @property
     def survey_urls(self) -> list[SurveyUrlStats]: ...
+    @property
+    def auth(self) -> AuthStats: ...
     def __eq__(self, value: object, /) -> bool: ...
 
 @final
@@ -306,6 +350,11 @@ class Server:
         interval: float = ...,
         deadline: Optional[float] = None,
         evict_after: int = ...,
+        *,
+        keyring: Optional[_Keys] = None,
+        keyring_file: Optional[_Path] = None,
+        auth: Optional[_AuthMode] = None,
+        mesh_label: str = "",
     ) -> Server: ...
     @property
     def urls(self) -> ServerUrls: ...
@@ -314,6 +363,10 @@ class Server:
     @property
     def epoch(self) -> int: ...
     def stats(self) -> ServerStats: ...
+    @property
+    def auth_mode(self) -> _AuthMode: ...
+    def set_keyring(self, keyring: Optional[_Keys] = None, *, keyring_file: Optional[_Path] = None) -> None: ...
+    def key_use(self) -> list[tuple[str, int]]: ...
     @property
     def closed(self) -> bool: ...
     def close(self) -> None: ...
@@ -350,7 +403,15 @@ class Cursor:
 @final
 class SubscriberCore:
     def __new__(
-        cls, publish: str = ..., snapshot: Optional[str] = ..., servers: Optional[Sequence[tuple[str, str]]] = ...
+        cls,
+        publish: str = ...,
+        snapshot: Optional[str] = ...,
+        servers: Optional[Sequence[tuple[str, str]]] = ...,
+        *,
+        keyring: Optional[_Keys] = None,
+        keyring_file: Optional[_Path] = None,
+        auth: Optional[_AuthMode] = None,
+        mesh_label: str = "",
     ) -> SubscriberCore: ...
     @property
     def peers(self) -> list[str]: ...
@@ -361,6 +422,7 @@ class SubscriberCore:
     @property
     def position(self) -> tuple[int, int]: ...
     def stats(self) -> SubscriberStats: ...
+    def set_keyring(self, keyring: Optional[_Keys] = None, *, keyring_file: Optional[_Path] = None) -> None: ...
     @property
     def servers(self) -> list[SubscribedServer]: ...
     @property
@@ -373,12 +435,23 @@ class SubscriberCore:
 
 @final
 class ClientCore:
-    def __new__(cls, service: str, survey: str | Sequence[str], metadata: Optional[_Metadata] = None) -> ClientCore: ...
+    def __new__(
+        cls,
+        service: str,
+        survey: str | Sequence[str],
+        metadata: Optional[_Metadata] = None,
+        *,
+        keyring: Optional[_Keys] = None,
+        keyring_file: Optional[_Path] = None,
+        auth: Optional[_AuthMode] = None,
+        mesh_label: str = "",
+    ) -> ClientCore: ...
     @property
     def member(self) -> Member: ...
     @property
     def connections(self) -> int: ...
     def stats(self) -> ClientStats: ...
+    def set_keyring(self, keyring: Optional[_Keys] = None, *, keyring_file: Optional[_Path] = None) -> None: ...
     def set_metadata(self, metadata: Optional[_Metadata]) -> None: ...
     @property
     def closed(self) -> bool: ...

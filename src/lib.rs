@@ -89,8 +89,10 @@
 //! `PATCHES.md`); the crate's only unsafe NNG calls are in one private layer.
 //! Several independent servers per mesh: members answer all of them and a
 //! subscriber merges their views ([`SubscriberBuilder::server`],
-//! docs/PROTOCOL.md, "Several servers"); the servers never talk to each other. No
-//! authentication yet. Names are unique in a mesh: two processes announcing the
+//! docs/PROTOCOL.md, "Several servers"); the servers never talk to each other. With a
+//! [`Keyring`] every message is signed (HMAC-SHA256) and replays are refused
+//! ([`auth`], docs/PROTOCOL.md, "Authentication"); nothing is encrypted: the member
+//! list travels in clear. Names are unique in a mesh: two processes announcing the
 //! same name are seen as one member restarting (the later start wins a merge).
 
 #![deny(missing_docs)]

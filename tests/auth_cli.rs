@@ -345,6 +345,15 @@ fn keyed_members_join_wrong_or_no_key_never_appear_and_no_key_in_ps() {
     // The member with the wrong key says so.
     let err = stderr_with(&bad, "check the keyring");
     assert!(err.contains("unknown_key"), "{err}");
+    // So does a watcher with the wrong key: its snapshot requests go unanswered
+    // while the publications it gets fail authentication.
+    let wrong_watch = watch_with(&dir, &["--keyring-file", wf], &[]);
+    let err = stderr_with(&wrong_watch, "check the keyring");
+    assert!(err.contains("unknown key id"), "{err}");
+    assert!(
+        !err.contains(&wrong) && !err.contains(&key),
+        "a key logged: {err}"
+    );
 
     // members: with the keyring it reads the set; without it, or with another
     // key, the server does not answer, and the message says what to check.

@@ -374,11 +374,18 @@ impl Tap {
                         let mut g = c2.lock().unwrap();
                         g.max_msg = g.max_msg.max(b.len() as u64);
                         match (b.first(), b.get(2)) {
-                            (Some(0xFF), Some(3)) if b.len() >= 23 => {
-                                g.delta_msgs += 1;
-                                g.delta_bytes += b.len() as u64;
-                                g.delta_events +=
-                                    u32::from_be_bytes([b[19], b[20], b[21], b[22]]) as u64;
+                            (Some(0xFF), Some(3)) => {
+                                // Decoded, not read at an offset: the tap follows
+                                // the wire version (a signed delta's tag is skipped).
+                                let limits = Limits::default();
+                                if let Ok(gopherdiscovery::wire::Message::Delta {
+                                    events, ..
+                                }) = gopherdiscovery::wire::decode(b, &limits)
+                                {
+                                    g.delta_msgs += 1;
+                                    g.delta_bytes += b.len() as u64;
+                                    g.delta_events += events.len() as u64;
+                                }
                             }
                             (Some(0xFF), Some(4)) => {
                                 g.hb_msgs += 1;

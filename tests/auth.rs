@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{wait_until, Scratch};
+use common::{keygen, wait_until, Proc, Scratch};
 use gopherdiscovery::auth::{Checked, Role};
 use gopherdiscovery::nng::{Message, PipeEvent, Protocol, Socket};
 use gopherdiscovery::{wire, Auth, AuthMode, Client, Keyring, Server, State, Subscriber};
@@ -267,24 +267,28 @@ fn replayed_answers_bring_back(auth: bool) -> bool {
         .publish(dir.url("publish"))
         .snapshot(dir.url("snapshot"))
         .interval(Duration::from_millis(100));
+    let k = keygen();
     if auth {
-        b = b.keyring(key(1));
+        b = b.keyring(Keyring::from_base64(&k).unwrap());
     }
     let srv = b.start().unwrap();
     let mut relay = Relay::start(&dir.url("front"), &dir.url("survey"));
-    let mut member = Client::builder("victim").survey(dir.url("front"));
-    if auth {
-        member = member.keyring(key(1));
-    }
-    let member = member.start().unwrap();
+    // The member: a `join` process (the key from the environment).
+    let front = dir.url("front");
+    let env: &[(&str, &str)] = if auth {
+        &[("GOPHERDISCOVERY_KEY", k.as_str())]
+    } else {
+        &[]
+    };
+    let mut member = Proc::spawn_env(&["join", "--name", "victim", "--survey", &front], env);
     wait_until("the member joins through the relay", || {
         srv.members().len() == 1
     });
     wait_until("a few answers are captured", || {
         relay.answers.lock().unwrap().len() >= 4
     });
-    // The member dies; its connection to the server closes.
-    drop(member);
+    // The member is killed; the relay drops its server connection with it.
+    member.stop_with(libc::SIGKILL);
     relay.close();
     wait_until("the member leaves", || srv.members().is_empty());
     let captured = relay.answers.lock().unwrap().clone();

@@ -116,6 +116,15 @@ fn metadata_from_the_command_line_reaches_members_json() {
     hex_id(&v["epoch"]);
     hex_id(&v["digest"]);
     assert!(v["seq"].as_u64().unwrap() >= 1);
+    // One server has the servers block of several: that one, live.
+    assert_eq!(v["configured_servers"], 1);
+    assert_eq!(v["live_servers"], 1);
+    let s = &v["servers"][0];
+    assert_eq!(
+        (s["snapshot"].as_str(), s["state"].as_str()),
+        (Some(snap.as_str()), Some("live"))
+    );
+    assert_eq!(hex_id(&s["epoch"]), hex_id(&v["epoch"]));
 }
 
 #[test]

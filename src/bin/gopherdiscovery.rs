@@ -707,7 +707,7 @@ fn report_unreachable(sub: &std::sync::Arc<Subscriber>) {
 }
 
 fn members(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
-    args.check_known_keyed(&["snapshot", "timeout", "json", "server"])?;
+    args.check_known_keyed(&["snapshot", "publish", "timeout", "json", "server"])?;
     let keys = Keys::from_args(args)?;
     // The fetch blocks up to --timeout; a signal ends the process at once, with 0.
     let set = *signals;
@@ -717,38 +717,19 @@ fn members(args: &Args, signals: &libc::sigset_t) -> Result<(), Fail> {
     });
     let several = servers(args)?;
     if !several.is_empty() {
-        if args.has("snapshot") {
-            return Err(usage("--server excludes --snapshot"));
+        if args.has("snapshot") || args.has("publish") {
+            return Err(usage("--server excludes --snapshot and --publish"));
         }
         return members_merged(args, &several, &keys.auth);
     }
-    let url = args
+    // One server: the same path, a merge of one (so --json has the same shape).
+    let snapshot = args
         .one("snapshot")?
         .unwrap_or_else(|| DEFAULT_SNAPSHOT_URL.into());
-    let timeout = millis(args, "timeout", 3000)?;
-    if timeout.is_zero() {
-        return Err(usage("--timeout must be greater than zero"));
-    }
-    let snap =
-        fetch_snapshot_with(&url, timeout, &Limits::default(), &keys.auth).map_err(
-            |e| match e {
-                Error::Timeout => Fail(1, no_snapshot(&url, timeout, &keys.auth)),
-                other => Fail::from(other),
-            },
-        )?;
-    if args.has("json") {
-        print_line(&json_snapshot(
-            snap.epoch,
-            snap.seq,
-            snap.digest,
-            &snap.members,
-        ));
-    } else {
-        for line in members_table(&snap.members) {
-            print_line(&line);
-        }
-    }
-    Ok(())
+    let publish = args
+        .one("publish")?
+        .unwrap_or_else(|| DEFAULT_PUBLISH_URL.into());
+    members_merged(args, &[(publish, snapshot)], &keys.auth)
 }
 
 /// The reason `members` gives when a snapshot did not come: a server with a
@@ -795,6 +776,11 @@ fn members_merged(args: &Args, several: &[(String, String)], auth: &Auth) -> Res
                 }
                 src.set_state(State::Live);
             }
+            // One server: its failure is the command's.
+            Err(Error::Timeout) if several.len() == 1 => {
+                return Err(Fail(1, no_snapshot(url, timeout, auth)))
+            }
+            Err(e) if several.len() == 1 => return Err(Fail::from(e)),
             Err(Error::Timeout) => log::warn!("{}", no_snapshot(url, timeout, auth)),
             Err(e) => log::warn!("no snapshot from {url}: {e}"),
         }

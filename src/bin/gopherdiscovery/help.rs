@@ -152,12 +152,14 @@ Prints the member set once, as a table (NAME, INCARNATION, STATUS, METADATA).
 
 options:
   --snapshot URL   the server's snapshot URL (default {DEFAULT_SNAPSHOT_URL})
+  --publish URL    that server's publish URL, only named in --json's servers
+                   block (default {DEFAULT_PUBLISH_URL})
   --server PUBLISH_URL,SNAPSHOT_URL
                    a server to merge; repeat for each server (instead of
                    --snapshot); fails only when no server answers
   --timeout MS     how long to wait for the snapshot (default 3000)
   --json           one JSON object; epoch, digest and incarnation are
-                   16-digit hex strings; with --server, also live_servers,
+                   16-digit hex strings; also live_servers,
                    configured_servers and servers as in watch --json
 "
         ),

@@ -400,6 +400,11 @@ typedef struct gd_event {
    * the difference between the old view and the snapshot.
    */
   bool snapshot;
+  /**
+   * +1 per metadata change of this incarnation, 0 at its start: with
+   * `incarnation`, the member's version (docs/PROTOCOL.md).
+   */
+  uint32_t generation;
 } gd_event;
 
 /**

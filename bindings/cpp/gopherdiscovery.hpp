@@ -87,6 +87,8 @@ struct Event {
   std::uint64_t epoch;
   std::uint64_t seq;
   bool snapshot;
+  /// +1 per metadata change of this incarnation (0 at its start).
+  std::uint32_t generation;
   /// "joined", "left" or "updated".
   const char* kind_str() const noexcept { return gd_event_kind_str(static_cast<int32_t>(kind)); }
   /// "none", "closed", "timeout" or "restarted".
@@ -246,7 +248,7 @@ struct Callbacks {
       }
       if (!f) return;
       Event ev{static_cast<EventKind>(e->kind), static_cast<Reason>(e->reason), e->name, {},
-               e->incarnation, e->epoch, e->seq, e->snapshot};
+               e->incarnation, e->epoch, e->seq, e->snapshot, e->generation};
       for (std::size_t i = 0; i < e->metadata_count; ++i)
         ev.metadata[e->metadata[i].key] = e->metadata[i].value;
       f(ev);

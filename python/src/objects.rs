@@ -19,8 +19,9 @@ where
     Ok(obj.repr()?.to_string())
 }
 
-/// One live service in the mesh: `name`, `metadata` (a fresh dict on each access)
-/// and `incarnation` (random per client start; 0 for a legacy member).
+/// One live service in the mesh: `name`, `metadata` (a fresh dict on each access),
+/// `incarnation` (random per client start; 0 for a legacy member) and `generation`
+/// (+1 per metadata change of this incarnation).
 #[pyclass(module = "gopherdiscovery", frozen, eq, hash)]
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Member(pub core::Member);
@@ -28,13 +29,18 @@ pub struct Member(pub core::Member);
 #[pymethods]
 impl Member {
     #[new]
-    #[pyo3(signature = (name, metadata = None, incarnation = 0))]
-    fn new(name: String, metadata: Option<&Bound<'_, PyAny>>, incarnation: u64) -> PyResult<Self> {
+    #[pyo3(signature = (name, metadata = None, incarnation = 0, generation = 0))]
+    fn new(
+        name: String,
+        metadata: Option<&Bound<'_, PyAny>>,
+        incarnation: u64,
+        generation: u32,
+    ) -> PyResult<Self> {
         Ok(Member(core::Member {
             name,
             metadata: convert::metadata(metadata)?,
             incarnation,
-            generation: 0,
+            generation,
         }))
     }
 
@@ -57,12 +63,18 @@ impl Member {
         self.0.incarnation
     }
 
+    #[getter]
+    fn generation(&self) -> u32 {
+        self.0.generation
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(format!(
-            "Member(name={}, metadata={}, incarnation={:#018x})",
+            "Member(name={}, metadata={}, incarnation={:#018x}, generation={})",
             py_repr(py, &self.0.name)?,
             self.metadata(py)?.repr()?,
-            self.0.incarnation
+            self.0.incarnation,
+            self.0.generation
         ))
     }
 }

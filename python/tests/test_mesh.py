@@ -38,6 +38,8 @@ def test_three_clients_and_a_subscriber(server: Server, subscriber: Subscriber) 
         updated = events.wait_for(event_is("updated", "http://10.0.0.3:8080"), what="updated")
         assert updated.member.metadata == {"zone": "c", "draining": "yes"}
         assert updated.reason is None
+        # The first metadata change of this incarnation: generation 1, everywhere.
+        assert updated.member.generation == 1 and c3.member.generation == 1
         eventually(
             lambda: {m.name: m.metadata for m in subscriber.members}["http://10.0.0.3:8080"]["draining"] == "yes"
         )
@@ -160,7 +162,7 @@ def test_values_and_reprs() -> None:
     assert m == gopherdiscovery.Member("a", {"k": "v"}, 7)
     assert hash(m) == hash(gopherdiscovery.Member("a", {"k": "v"}, 7))
     assert m != gopherdiscovery.Member("a", {"k": "w"}, 7)
-    assert repr(m) == "Member(name='a', metadata={'k': 'v'}, incarnation=0x0000000000000007)"
+    assert repr(m) == "Member(name='a', metadata={'k': 'v'}, incarnation=0x0000000000000007, generation=0)"
     md = m.metadata
     md["k"] = "changed"
     assert m.metadata == {"k": "v"}  # a copy: members are immutable

@@ -102,6 +102,9 @@ pub struct gd_event {
     /// True when the event comes from a snapshot (the first view or a resync):
     /// the difference between the old view and the snapshot.
     pub snapshot: bool,
+    /// +1 per metadata change of this incarnation, 0 at its start: with
+    /// `incarnation`, the member's version (docs/PROTOCOL.md).
+    pub generation: u32,
 }
 
 /// Settings of `gd_subscriber_open` (and of a client that also watches). Fill it
@@ -433,6 +436,7 @@ fn call_event(s: Slot<EventFn>, e: &Event, u: &Update) {
         epoch: u.epoch,
         seq: u.seq,
         snapshot: u.snapshot,
+        generation: e.member.generation,
     };
     // SAFETY: as in `call_peers`; `ev` and what it points to outlive the call.
     unsafe { (s.f)(s.user, &ev) };

@@ -162,6 +162,7 @@ struct recorder {
     char events[16384]; /* one line per event: "kind name reason k=v ...\n" */
     int event_calls;
     int has_list;
+    uint32_t last_generation; /* generation of the last event */
 };
 
 static inline void rec_init(struct recorder *r) {
@@ -203,6 +204,7 @@ static inline void rec_event(void *user, const gd_event *e) {
     pthread_mutex_lock(&r->mu);
     strncat(r->events, line, sizeof r->events - strlen(r->events) - 2);
     strcat(r->events, "\n");
+    r->last_generation = e->generation;
     r->event_calls++;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);

@@ -294,6 +294,9 @@ static void members_join_and_leave_with_events(void) {
 
     CHECK_RC(gd_client_set_metadata(b, md2, 1), GD_OK);
     WAIT_EVENT(&r, "updated http://10.0.0.2:8080 none zone=b\n");
+    pthread_mutex_lock(&r.mu);
+    CHECK(r.last_generation == 1); /* the first metadata change of this incarnation */
+    pthread_mutex_unlock(&r.mu);
 
     CHECK_RC(gd_client_close(a), GD_OK);
     WAIT_EVENT(&r, "left http://10.0.0.1:8080 closed\n");

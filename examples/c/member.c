@@ -7,7 +7,9 @@
  * survey URL is in the comma-separated list, and watches it: on every
  * change of the member set it replaces its pool with the full sorted peer list
  * and prints "pool: NAME NAME ..." ("pool: -" when empty). Prints "joined NAME"
- * once it has joined; runs until SIGINT or SIGTERM, then leaves.
+ * once it has joined; runs until SIGINT or SIGTERM, then leaves. With
+ * GOPHERDISCOVERY_KEYRING_FILE set, it signs and checks with that keyring (its
+ * subscriber takes the client's).
  * Build: cc -std=c99 member.c $(pkg-config --cflags --libs gopherdiscovery)
  */
 #define _POSIX_C_SOURCE 200809L
@@ -112,6 +114,9 @@ int main(int argc, char **argv) {
     opts.metadata = meta;
     opts.metadata_count = n_meta;
     opts.watch = &watch;
+    /* Read during gd_client_join only; NULL or "": no keyring (auth off). */
+    const char *keyring = getenv("GOPHERDISCOVERY_KEYRING_FILE");
+    if (keyring != NULL && *keyring != '\0') opts.keyring_file = keyring;
 
     gd_client *client = NULL; /* written only on success */
     if (gd_client_join(&opts, &client) != GD_OK) {

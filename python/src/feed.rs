@@ -13,7 +13,7 @@
 //! stale anyway). Events are kept for at most [`MAX_EVENTS`]; a consumer that falls
 //! further behind is told how many it lost, so nothing grows without bound.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io::Write as _;
 use std::os::fd::{FromRawFd as _, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
@@ -24,6 +24,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use gopherdiscovery as core;
+use gopherdiscovery::member_set::MemberSet;
 
 use crate::handle::lock;
 
@@ -55,8 +56,9 @@ struct State {
     events: VecDeque<(u64, core::Event)>,
     view: Option<View>,
     /// The member set as the events built it, for replaying it to a new consumer
-    /// as "joined" events.
-    members: BTreeMap<String, core::Member>,
+    /// as "joined" events (the core's member set: the same rule for a restart's
+    /// `left` as every replica).
+    members: MemberSet,
     closed: bool,
     /// File descriptors (pipe write ends) to write one byte to on every new item
     /// and on close, by cursor: how `changes_async()` waits on the event loop
@@ -92,7 +94,7 @@ impl Feed {
                 next_event: 0,
                 events: VecDeque::new(),
                 view: None,
-                members: BTreeMap::new(),
+                members: MemberSet::new(),
                 closed: false,
                 wakers: HashMap::new(),
             }),
@@ -112,19 +114,7 @@ impl Feed {
             return;
         }
         for e in &u.events {
-            match e.kind {
-                core::EventKind::Joined | core::EventKind::Updated => {
-                    st.members.insert(e.member.name.clone(), e.member.clone());
-                }
-                core::EventKind::Left => {
-                    // A restart's "left" names the old incarnation; remove only that.
-                    if st.members.get(&e.member.name).map(|m| m.incarnation)
-                        == Some(e.member.incarnation)
-                    {
-                        st.members.remove(&e.member.name);
-                    }
-                }
-            }
+            st.members.apply(e);
             let n = st.next_event;
             st.events.push_back((n, e.clone()));
             st.next_event += 1;
@@ -133,8 +123,13 @@ impl Feed {
         st.events.drain(..excess);
         if u.snapshot {
             // A snapshot is the whole set: forget anything the events missed.
-            st.members
-                .retain(|name, _| u.peers.binary_search(name).is_ok());
+            let gone: Vec<String> = (st.members.names())
+                .filter(|name| u.peers.binary_search_by(|p| p.as_str().cmp(name)).is_err())
+                .map(str::to_owned)
+                .collect();
+            for name in gone {
+                st.members.take(&name);
+            }
         }
         st.view = Some(View {
             peers: Arc::new(u.peers.clone()),
@@ -285,7 +280,7 @@ impl Cursor {
             let st = feed.lock();
             let replayed = if replay && with_events {
                 st.members
-                    .values()
+                    .members()
                     .map(|m| core::Event {
                         kind: core::EventKind::Joined,
                         reason: core::Reason::None,

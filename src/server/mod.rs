@@ -81,6 +81,12 @@ const FLAP_WINDOW: Duration = Duration::from_secs(60);
 /// Surveys whose send time is kept for `answer_latency`: early surveys go out at
 /// most every 50 ms, so this covers a few seconds.
 const SENT_REMEMBERED: usize = 64;
+/// The answer to a survey sent to one connection (an early survey, a challenge)
+/// is taken at least this long after it was sent (see `Loop::targeted_ttl`).
+const TARGETED_TTL: Duration = Duration::from_secs(10);
+/// At most this many surveys sent to one connection are remembered; beyond it,
+/// only the last 2 intervals' are kept.
+const TARGETED_MAX: usize = 65_536;
 /// The server logs a one-line summary at `info` this often.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 

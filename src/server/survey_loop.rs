@@ -20,7 +20,8 @@ pub(super) struct Loop {
     sent: VecDeque<(u64, Instant)>,
     /// Surveys sent to one connection (early surveys and challenges), by round:
     /// the connection and when. An answer echoing one counts only from that
-    /// connection. Pruned after 2 intervals.
+    /// connection, for [`Loop::targeted_ttl`]; pruned after it, and bounded by
+    /// [`TARGETED_MAX`].
     targeted: HashMap<u64, (u32, Instant)>,
     /// Connections to challenge (a survey to that one connection) after this batch.
     to_challenge: Vec<u32>,
@@ -317,7 +318,7 @@ impl Loop {
             return false;
         }
         if let Some((to, at)) = self.targeted.get(&round) {
-            if !fresh(at) {
+            if now.saturating_duration_since(*at) > self.targeted_ttl() {
                 auth.dropped(
                     auth::Reason::StaleSurvey,
                     "answers",
@@ -348,6 +349,15 @@ impl Loop {
         // about this one. Ask this connection alone.
         self.challenge(pipe, now);
         false
+    }
+
+    /// How long the answer to a survey sent to one connection is taken: 2
+    /// intervals, and at least [`TARGETED_TTL`]. Such a survey's round went to
+    /// that connection only and counts only from it, so a replay would have to
+    /// come through that very connection: the time bound is there for memory,
+    /// and a slow host (an overloaded machine, valgrind) still joins.
+    fn targeted_ttl(&self) -> Duration {
+        (2 * self.interval).max(TARGETED_TTL)
     }
 
     /// Queues a challenge survey to `pipe`, unless one went there within the deadline.
@@ -389,6 +399,12 @@ impl Loop {
                     // The patched raw surveyor sends it to that pipe only (an
                     // unknown one: nowhere).
                     msg.set_pipe(pipe);
+                    if self.targeted.len() >= TARGETED_MAX {
+                        // A flood of new connections: keep the last 2 intervals'.
+                        let window = 2 * self.interval;
+                        self.targeted
+                            .retain(|_, (_, at)| now.saturating_duration_since(*at) <= window);
+                    }
                     self.targeted.insert(round, (pipe, now));
                 }
                 None => {
@@ -472,8 +488,9 @@ impl Loop {
         nng::lock(&self.shared.dead)
             .retain(|_, t| now.saturating_duration_since(*t) < DEAD_PIPE_MEMORY);
         let window = 2 * self.interval;
+        let ttl = self.targeted_ttl();
         self.targeted
-            .retain(|_, (_, at)| now.saturating_duration_since(*at) <= window);
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) <= ttl);
         self.challenged
             .retain(|_, at| now.saturating_duration_since(*at) <= window);
     }

@@ -15,6 +15,8 @@
 #   - the examples (C server, C member, C++ member) on one mesh;
 #   - a mixed-process cluster: Rust CLI server and member, C and C++ members, a C
 #     watcher that sees a kill -9'ed C member leave (reason closed);
+#   - a keyed cluster: the C example member with a keyring file joins a keyed CLI
+#     server, a keyless one never does;
 #   - make-install layout, an outside C program (pkg-config) and an outside C++
 #     program (CMake find_package) built against it and run.
 # Ends with "N passed, M failed"; exits non-zero on any failure.
@@ -223,6 +225,27 @@ cluster_test() {
   stop "$pid_cl_cpp" && stop "$pid_cl_cli" && stop "$pid_cl_watch" && stop "$pid_cl_server"
 }
 check "cluster: CLI server; C, C++ and CLI members; a C watcher sees a kill -9'ed C member leave (closed)" cluster_test
+
+keyed_cluster_test() {
+  local s p n k=$work/mesh.keys
+  read -r s p n <<< "$(urls kc)"
+  (umask 077 && target/debug/gopherdiscovery keygen > "$k") || return 1
+  start kc_server target/debug/gopherdiscovery serve --survey "$s" --publish "$p" --snapshot "$n" \
+    --keyring-file "$k" --interval 200
+  wait_for "$work/kc_server.out" '^serving ' || return 1
+  start kc_c env GOPHERDISCOVERY_KEYRING_FILE="$k" "$B/c/member" c-keyed "$s" "$p" "$n"
+  start kc_cli env GOPHERDISCOVERY_KEYRING_FILE="$k" target/debug/gopherdiscovery join \
+    --name cli-keyed --survey "$s"
+  start kc_keyless "$B/c/member" c-keyless "$s" "$p" "$n"
+  wait_for "$work/kc_c.out" '^pool: c-keyed cli-keyed$' || return 1
+  # The keyless member's answers are refused (logged), and it never joins.
+  wait_for "$work/kc_server.out" 'dropped \(unsigned\)' || return 1
+  target/debug/gopherdiscovery members --snapshot "$n" --keyring-file "$k" > "$work/kc_members.out" || return 1
+  grep -q '^c-keyed ' "$work/kc_members.out" && ! grep -q 'c-keyless' "$work/kc_members.out" || return 1
+  ! grep -q 'joined c-keyless' "$work/kc_server.out" || return 1
+  stop "$pid_kc_c" && stop "$pid_kc_cli" && stop "$pid_kc_keyless" && stop "$pid_kc_server"
+}
+check "keyed cluster: CLI server with a keyring; the C example member (GOPHERDISCOVERY_KEYRING_FILE) and a CLI member join, a keyless C member never does" keyed_cluster_test
 
 # ------------------------------------------------------------------ install
 install_test() {

@@ -356,6 +356,16 @@ pub enum Refusal {
     Unsigned,
 }
 
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::UnknownKey(id) => write!(f, "signed with unknown key id {id}"),
+            Refusal::BadMac => write!(f, "the tag does not verify"),
+            Refusal::Unsigned => write!(f, "not signed"),
+        }
+    }
+}
+
 impl Refusal {
     /// The drop reason: `bad_mac`, `unknown_key` or `unsigned`.
     pub fn reason(self) -> Reason {
@@ -657,9 +667,11 @@ impl AuthStats {
 /// The live counters behind [`AuthStats`], with the once-a-minute warning per
 /// reason.
 pub(crate) struct AuthCounters {
-    /// What is counted (`"answers"`, `"publications"`…) for the log lines, by role.
+    /// Messages dropped, by reason (in [`Reason::ALL`]'s order).
     dropped: [AtomicU64; 6],
+    /// Unsigned input taken under `permissive`.
     unsigned_accepted: AtomicU64,
+    /// One warning per reason per [`WARN_EVERY`].
     warn: [Every; 6],
     /// Drops per reason when the last warning went out.
     warned: [AtomicU64; 6],
@@ -700,13 +712,7 @@ impl AuthCounters {
 
     /// Counts a refusal of [`Auth::check`].
     pub(crate) fn refused(&self, r: Refusal, what: &str) {
-        match r {
-            Refusal::UnknownKey(id) => {
-                self.dropped(r.reason(), what, &format_args!("unknown key id {id}"))
-            }
-            Refusal::BadMac => self.dropped(r.reason(), what, &"the tag does not verify"),
-            Refusal::Unsigned => self.dropped(r.reason(), what, &"not signed"),
-        }
+        self.dropped(r.reason(), what, &r)
     }
 
     /// Counts the outcome of a check: unsigned input accepted is counted too.

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crate::auth::{Auth, AuthCell, AuthCounters, AuthMode, AuthStats, Keyring, Refusal, Role};
+use crate::auth::{Auth, AuthCell, AuthCounters, AuthMode, AuthStats, Keyring, Role};
 use crate::error::{Error, Result};
 use crate::member::{Event, Limits, Member, Reason};
 use crate::merge::Merge;
@@ -247,14 +247,9 @@ impl Shared {
                 if waiting.is_some_and(|w| w >= self.snapshot_timeout)
                     && self.warn_keyring.due().is_some()
                 {
-                    let why = match r {
-                        Refusal::UnknownKey(id) => format!("signed with unknown key id {id}"),
-                        Refusal::BadMac => "their tags do not verify".into(),
-                        Refusal::Unsigned => "they are not signed".into(),
-                    };
                     log::warn!(
                         "{}: snapshot requests are not answered while publications arrive that \
-                         fail authentication ({why}): check the keyring (and the mesh label)",
+                         fail authentication ({r}): check the keyring (and the mesh label)",
                         l.publish
                     );
                 }
@@ -769,12 +764,7 @@ fn decode_snapshot(
     nonce: u64,
 ) -> Result<Snapshot, (Error, Option<crate::auth::Reason>)> {
     if let Err(r) = auth.check(Role::Snapshot, bytes) {
-        let why = match r {
-            Refusal::UnknownKey(id) => format!("signed with unknown key id {id}"),
-            Refusal::BadMac => "its tag does not verify".into(),
-            Refusal::Unsigned => "not signed".into(),
-        };
-        let e = Error::Protocol(format!("snapshot refused: {why} (check the keyring)"));
+        let e = Error::Protocol(format!("snapshot refused: {r} (check the keyring)"));
         return Err((e, Some(r.reason())));
     }
     match wire::decode(bytes, limits) {

@@ -780,6 +780,23 @@ typedef struct gd_server_options {
 } gd_server_options;
 
 /**
+ * One key of a server's keyring and the messages verified with it
+ * (`gd_server_key_use`).
+ */
+typedef struct gd_key_use {
+  /**
+   * The key id: 8 lowercase hex digits and a NUL (as `gd_key_id` writes it).
+   */
+  char key_id[9];
+  /**
+   * Messages verified with this key since the server started (kept across
+   * `gd_server_set_keyring`). When an old key's count stops rising, nothing
+   * signs with it any more: step 3 of a key rotation can remove it.
+   */
+  uint64_t verified;
+} gd_key_use;
+
+/**
  * A histogram of durations with fixed buckets (in `gd_server_statistics`).
  * Bucket `i` counts the observations at most `gd_histogram_bounds()[i]` seconds
  * and above the bound before; the last bucket those above the largest bound
@@ -1456,6 +1473,26 @@ gd_result gd_server_close(struct gd_server *server);
 gd_result gd_server_set_keyring(const struct gd_server *server,
                                 const uint8_t *const *keys,
                                 size_t keys_count);
+
+/**
+ * Writes the server's keyring, primary first, with the messages verified with
+ * each key: up to `capacity` entries into `out`, and the number of keys into
+ * `*count` (more than `capacity` when `out` was too small: call again with a
+ * larger array; 0 for a server without a keyring). `out` and `count` are the
+ * caller's, written only during the call. Any thread.
+ *
+ * Errors: `GD_INVALID_OPTION` (`server` or `count` NULL; `out` NULL with a
+ * `capacity` above 0).
+ *
+ * # Safety
+ * `server` is NULL or a server from `gd_server_start` not yet closed; `out` is
+ * NULL or valid for writing `capacity` `gd_key_use`s; `count` is NULL or valid
+ * for writing one `size_t`.
+ */
+gd_result gd_server_key_use(const struct gd_server *server,
+                            struct gd_key_use *out,
+                            size_t capacity,
+                            size_t *count);
 
 /**
  * Fills `*out` with what `server` took, dropped and sent so far. Set

@@ -507,6 +507,18 @@ class Server {
     detail::check(gd_server_set_keyring(handle_, p.empty() ? nullptr : p.data(), p.size()));
   }
 
+  /// The keyring, primary first, with the messages verified by each key (see
+  /// gd_server_key_use); empty without a keyring.
+  std::vector<std::pair<std::string, std::uint64_t>> key_use() const {
+    std::size_t n = 0;
+    detail::check(gd_server_key_use(handle_, nullptr, 0, &n));
+    std::vector<gd_key_use> out(n);
+    detail::check(gd_server_key_use(handle_, out.data(), out.size(), &n));
+    std::vector<std::pair<std::string, std::uint64_t>> r;
+    for (std::size_t i = 0; i < n && i < out.size(); ++i) r.emplace_back(out[i].key_id, out[i].verified);
+    return r;
+  }
+
   /// Stops the server. Idempotent.
   void close() {
     gd_result rc = gd_server_close(std::exchange(handle_, nullptr));

@@ -301,6 +301,66 @@ pub unsafe extern "C" fn gd_server_set_keyring(
     })
 }
 
+/// One key of a server's keyring and the messages verified with it
+/// (`gd_server_key_use`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct gd_key_use {
+    /// The key id: 8 lowercase hex digits and a NUL (as `gd_key_id` writes it).
+    pub key_id: [c_char; 9],
+    /// Messages verified with this key since the server started (kept across
+    /// `gd_server_set_keyring`). When an old key's count stops rising, nothing
+    /// signs with it any more: step 3 of a key rotation can remove it.
+    pub verified: u64,
+}
+
+/// Writes the server's keyring, primary first, with the messages verified with
+/// each key: up to `capacity` entries into `out`, and the number of keys into
+/// `*count` (more than `capacity` when `out` was too small: call again with a
+/// larger array; 0 for a server without a keyring). `out` and `count` are the
+/// caller's, written only during the call. Any thread.
+///
+/// Errors: `GD_INVALID_OPTION` (`server` or `count` NULL; `out` NULL with a
+/// `capacity` above 0).
+///
+/// # Safety
+/// `server` is NULL or a server from `gd_server_start` not yet closed; `out` is
+/// NULL or valid for writing `capacity` `gd_key_use`s; `count` is NULL or valid
+/// for writing one `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn gd_server_key_use(
+    server: *const gd_server,
+    out: *mut gd_key_use,
+    capacity: usize,
+    count: *mut usize,
+) -> gd_result {
+    run("gd_server_key_use", || {
+        // SAFETY: our contract on `server` is `borrow`'s.
+        let s = unsafe { gd_server::borrow(server) }?;
+        if count.is_null() || (out.is_null() && capacity > 0) {
+            return Err(Fail::invalid("count NULL, or out NULL with a capacity"));
+        }
+        let keys = s.server.key_use();
+        for (i, (id, verified)) in keys.iter().take(capacity).enumerate() {
+            let mut key_id = [0 as c_char; 9];
+            for (d, b) in key_id.iter_mut().zip(id.to_string().bytes()) {
+                *d = b as c_char;
+            }
+            // SAFETY: `i < capacity`, and `out` is valid for writing `capacity`
+            // entries by our contract (not NULL: checked above when capacity > 0).
+            unsafe {
+                out.add(i).write(gd_key_use {
+                    key_id,
+                    verified: *verified,
+                })
+            };
+        }
+        // SAFETY: `count` is not NULL (checked), so valid for one write by our contract.
+        unsafe { count.write(keys.len()) };
+        Ok(())
+    })
+}
+
 /// A histogram of durations with fixed buckets (in `gd_server_statistics`).
 /// Bucket `i` counts the observations at most `gd_histogram_bounds()[i]` seconds
 /// and above the bound before; the last bucket those above the largest bound

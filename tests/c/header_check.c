@@ -18,7 +18,7 @@ static const any_fn calls[] = {
     FN(gd_on_peers), FN(gd_on_event), FN(gd_subscriber_peers), FN(gd_peer_list_free), FN(gd_subscriber_servers), FN(gd_server_list_free),
     FN(gd_subscriber_state), FN(gd_subscriber_position),
     FN(gd_event_kind_str), FN(gd_reason_str), FN(gd_state_str),
-    FN(gd_key_id), FN(gd_server_set_keyring), FN(gd_client_set_keyring), FN(gd_subscriber_set_keyring),
+    FN(gd_key_id), FN(gd_server_key_use), FN(gd_server_set_keyring), FN(gd_client_set_keyring), FN(gd_subscriber_set_keyring),
 };
 
 /* C99 has no static_assert: a negative array size fails instead. */

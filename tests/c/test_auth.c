@@ -532,8 +532,25 @@ static void rotation_moves_nothing(void) {
     CHECK(progress(m.server, c, sub, mine));
     CHECK(rotate(m.server, c, sub, K2, K1));
     CHECK(progress(m.server, c, sub, mine));
+    /* Step 3's evidence: the server's keyring, primary first, with the messages
+     * verified by each key; a too small array still gets the count. */
+    char id1[GD_KEY_ID_LEN], id2[GD_KEY_ID_LEN];
+    CHECK_RC(gd_key_id(K1, id1), GD_OK);
+    CHECK_RC(gd_key_id(K2, id2), GD_OK);
+    gd_key_use use[2];
+    size_t n = 0;
+    CHECK_RC(gd_server_key_use(m.server, use, 1, &n), GD_OK);
+    CHECK(n == 2 && strcmp(use[0].key_id, id2) == 0);
+    CHECK_RC(gd_server_key_use(m.server, use, 2, &n), GD_OK);
+    CHECK(n == 2 && strcmp(use[0].key_id, id2) == 0 && strcmp(use[1].key_id, id1) == 0);
+    CHECK(use[0].verified > 0 && use[1].verified > 0);
+    CHECK_RC(gd_server_key_use(m.server, NULL, 0, &n), GD_OK);
+    CHECK(n == 2);
+    CHECK_RC(gd_server_key_use(m.server, NULL, 1, &n), GD_INVALID_OPTION);
     CHECK(rotate(m.server, c, sub, K2, NULL));
     CHECK(progress(m.server, c, sub, mine));
+    CHECK_RC(gd_server_key_use(m.server, use, 2, &n), GD_OK);
+    CHECK(n == 1 && strcmp(use[0].key_id, id2) == 0 && use[0].verified > 0);
 
     CHECK(rec_events(&r) == 1 && rec_events(&w) == 1);
     CHECK(rec_wait(&r, saw_peers, "rotating"));

@@ -130,6 +130,9 @@ bool a_keyed_client_joins_and_rotates() {
   EXPECT(server.stats().auth_bad_mac == 0 && member.stats().auth_bad_mac == 0);
   EXPECT(member.subscriber().stats().auth_unknown_key == 0);
   EXPECT(server.stats().left_timeout == 0 && server.stats().challenges >= 1);
+  // The server's keyring now: K2 alone, which verified the member's answers.
+  auto use = server.key_use();
+  EXPECT(use.size() == 1 && use[0].first == gd::key_id(K2) && use[0].second > 0);
   return true;
 }
 

@@ -537,7 +537,7 @@ fn cli_one_server_restarted_under_live_members_is_no_leave_join_burst() {
         "--deadline",
         "100",
         "--evict-after",
-        "6",
+        "8",
     ];
     let s = serve(&d, SLOW_EVICT);
     let _m: Vec<Proc> = ["a", "b", "c"].iter().map(|n| member(&[&d], n)).collect();

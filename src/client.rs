@@ -308,9 +308,14 @@ impl Client {
             net::dial_noting(&socket, url, |id| link.dialer.store(id, Relaxed))?;
         }
         let auth = cfg.auth;
+        // A watching subscriber given no keyring, mode or label of its own takes
+        // the client's (and later its set_keyring).
         let inherits = cfg.watch.as_ref().is_some_and(|sub| !sub.has_own_auth());
         let subscriber = (cfg.watch)
-            .map(|sub| sub.inherit_auth(&auth).start())
+            .map(|sub| match inherits {
+                true => sub.authentication(auth.clone()).start(),
+                false => sub.start(),
+            })
             .transpose()?;
         let answers = shared.clone();
         workers.callback(nng::Callback::start(&socket, move |socket, msg| {

@@ -135,13 +135,6 @@ impl SubscriberBuilder {
     pub(crate) fn has_own_auth(&self) -> bool {
         self.auth_set
     }
-    /// A watching client's settings, unless this builder was given its own.
-    pub(crate) fn inherit_auth(mut self, auth: &Auth) -> Self {
-        if !self.auth_set {
-            self.auth = auth.clone();
-        }
-        self
-    }
     /// Publish URL (default `tcp://127.0.0.1:50007`).
     pub fn publish(mut self, url: impl Into<String>) -> Self {
         self.publish = url.into();
